@@ -19,6 +19,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres
 
+pytest_plugins = ["tests.fixtures.cdc_service"]
+
 
 @dataclass(frozen=True)
 class PgServer:
