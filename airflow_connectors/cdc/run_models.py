@@ -1,0 +1,77 @@
+"""Wire schemas of replication runs (the single source of truth for the runs API and its OpenAPI document)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from airflow_connectors.cdc.engine.interface import RunMode, RunRequest
+from airflow_connectors.cdc.runs import RunState
+
+_TABLE_NAME = re.compile(r"^[^.]+\.[^.]+$")
+
+
+class RunCreate(BaseModel):
+    """Body of ``POST /connectors/{id}/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: RunMode = RunMode.CATCH_UP
+    resync: bool | list[str] = Field(
+        default=False, description='false, true (every table) or a list of "schema.table" to re-snapshot'
+    )
+
+    @field_validator("resync")
+    @classmethod
+    def _tables_are_qualified(cls, value: bool | list[str]) -> bool | list[str]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("resync: give at least one table, or true / false")
+            bad = [name for name in value if not _TABLE_NAME.match(name)]
+            if bad:
+                raise ValueError(f'resync: tables must be written "schema.table": {bad}')
+        return value
+
+
+class TableStats(BaseModel):
+    rows: int = 0
+    bytes: int = 0
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+
+
+class Run(BaseModel):
+    run_id: str
+    connector_id: str
+    state: RunState
+    mode: RunMode
+    resync: bool | list[str]
+    trigger: Literal["api", "schedule"]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    start_lsn: str | None = None
+    fence_lsn: str | None = None
+    applied_lsn: str | None = None
+    tables: dict[str, TableStats] = Field(default_factory=dict)
+    rows_total: int = 0
+    lag_bytes: int | None = None
+    wal_status: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Run:
+        return cls.model_validate({name: row[name] for name in cls.model_fields})
+
+    def to_request(self) -> RunRequest:
+        resync = tuple(self.resync) if isinstance(self.resync, list) else self.resync
+        return RunRequest(run_id=self.run_id, mode=self.mode, resync=resync)
+
+
+class RunPage(BaseModel):
+    items: list[Run]
+    next_cursor: str | None = None
