@@ -11,6 +11,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from airflow_connectors.cdc.run_models import RunCreate
+from airflow_connectors.cdc.runs import ACTIVE_STATES, RunNotFound, RunState, transition
 
 # Workers LISTEN here; a new queued run is announced so an idle worker picks it up at once.
 RUNS_CHANNEL = "cdc_runs"
@@ -115,9 +116,29 @@ def latest_run_summary(conn: psycopg.Connection[Any], connector_id: str) -> dict
     }
 
 
-def request_cancel_flag(conn: psycopg.Connection[Any], run_id: str) -> None:
-    """Ask the worker executing ``run_id`` to stop; it sees the flag at its next heartbeat."""
-    conn.execute("UPDATE runs SET cancel_requested = true WHERE run_id = %s", (run_id,))
+def request_cancel(conn: psycopg.Connection[Any], run_id: str) -> dict[str, Any]:
+    """Cancel an active run: a queued one nobody claimed at once, otherwise its worker stops at its next
+    heartbeat and records ``cancelled``. Finished runs are left as they are. Returns the run."""
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT * FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        if row["state"] == RunState.QUEUED and row["worker_id"] is None:
+            row = transition(conn, run_id, RunState.CANCELLED)
+        elif RunState(row["state"]) in ACTIVE_STATES:
+            row = cur.execute(
+                "UPDATE runs SET cancel_requested = true WHERE run_id = %s RETURNING *", (run_id,)
+            ).fetchone()
+    assert row is not None
+    return row
+
+
+def cancel_active_runs(conn: psycopg.Connection[Any], connector_id: str) -> str | None:
+    """Cancel the connector's active run, if any (pause, disable, delete); returns its id."""
+    run_id = active_run_id(conn, connector_id)
+    if run_id is not None:
+        request_cancel(conn, run_id)
+    return run_id
 
 
 def claim_next(conn: psycopg.Connection[Any], worker_id: str, lease_seconds: float) -> dict[str, Any] | None:
