@@ -19,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres
 
-pytest_plugins = ["tests.fixtures.cdc_service"]
+pytest_plugins = ["tests.fixtures.cdc_service", "tests.fixtures.fakes", "tests.fixtures.airflow_env"]
 
 
 @dataclass(frozen=True)
