@@ -1,0 +1,315 @@
+"""The connector resource: the single source of truth for the API schema, the store and the engine.
+
+Wire-compatible with Supermetal's connector API (seeds 000/001): same field names, same defaults. The shapes the
+seeds leave as ``{}`` (catalog, migration_strategy, buffer, limits, schedule, status) are defined here and are
+documented in the served OpenAPI document through these models' descriptions.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from psycopg.conninfo import make_conninfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    field_serializer,
+    model_validator,
+)
+
+# What responses show instead of a secret. Sending it back in a PATCH or a replace keeps the stored secret.
+MASK = "********"
+# Keys whose values are secrets wherever they appear in a connector document.
+SECRET_KEYS = frozenset({"password", "ssl_key"})
+
+
+def _pg_identifier(value: str) -> str:
+    """Any name PostgreSQL can store: we always quote identifiers, so quotes, spaces and unicode are fine."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if len(value.encode()) > 63:
+        raise ValueError("must be at most 63 bytes (PostgreSQL's identifier limit)")
+    return value
+
+
+PgIdentifier = Annotated[str, Field(min_length=1), AfterValidator(_pg_identifier)]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class _Model(BaseModel):
+    """Unknown fields are rejected (a typo must not be silently ignored) and the error names them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _reveal_or_mask(value: SecretStr | None, info: SerializationInfo) -> str | None:
+    """Secrets are masked unless the caller (the store, the engine) explicitly asks with ``context={"reveal": True}``."""
+    if value is None:
+        return None
+    if isinstance(info.context, dict) and info.context.get("reveal"):
+        return value.get_secret_value()
+    return MASK
+
+
+class SslMode(str, enum.Enum):
+    DISABLE = "Disable"
+    ALLOW = "Allow"
+    PREFER = "Prefer"
+    REQUIRE = "Require"
+    VERIFY_CA = "VerifyCa"
+    VERIFY_FULL = "VerifyFull"
+
+    @property
+    def libpq(self) -> str:
+        return {"VerifyCa": "verify-ca", "VerifyFull": "verify-full"}.get(self.value, self.value.lower())
+
+
+class PostgresConnection(_Model):
+    host: NonEmpty = Field(description="Immutable after creation.")
+    port: int = Field(5432, ge=1, le=65535, description="Immutable after creation.")
+    user: NonEmpty
+    password: SecretStr = Field(description=f'Write-only: responses show "{MASK}"; send it back to keep the secret.')
+    database: NonEmpty = Field(description="Immutable after creation.")
+    ssl_mode: SslMode = SslMode.PREFER
+    ssl_cert: str | None = Field(None, description="Client certificate file path on the service host.")
+    ssl_key: SecretStr | None = Field(None, description="Client key file path on the service host. Write-only.")
+    ssl_root_cert: str | None = Field(None, description="CA certificate file path on the service host.")
+    max_pool_size: int = Field(4, ge=1, le=64, description="Connections the engine may open (parallel snapshot).")
+    operation_lock_timeout_seconds: int = Field(
+        30, ge=0, le=3600, description="lock_timeout for DDL and slot operations on this server."
+    )
+
+    _serialize_secret = field_serializer("password", "ssl_key")(_reveal_or_mask)
+
+    def conninfo(self, **extra: Any) -> str:
+        """A libpq conninfo string (contains the password: never log it)."""
+        params: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password.get_secret_value(),
+            "dbname": self.database,
+            "sslmode": self.ssl_mode.libpq,
+            "connect_timeout": 10,
+            "application_name": "airflow_connectors",
+        }
+        for key, value in (
+            ("sslcert", self.ssl_cert),
+            ("sslkey", self.ssl_key.get_secret_value() if self.ssl_key else None),
+            ("sslrootcert", self.ssl_root_cert),
+        ):
+            if value:
+                params[key] = value
+        params.update(extra)
+        return make_conninfo(**params)
+
+
+class LogicalReplication(_Model):
+    retry_window_seconds: int = Field(
+        300, ge=0, le=86400, description="How long transient source/sink errors are retried before the run fails."
+    )
+    skip_snapshots: bool = Field(False, description="Start from the stream alone: no initial copy of the tables.")
+
+
+class ReplicationType(_Model):
+    logical_replication: LogicalReplication = Field(default_factory=LogicalReplication)
+
+
+class CatalogTable(_Model):
+    """Columns of one table to replicate: all of them, only ``include_columns``, or all but ``exclude_columns``."""
+
+    include_columns: list[PgIdentifier] | None = None
+    exclude_columns: list[PgIdentifier] | None = None
+
+    @model_validator(mode="after")
+    def _one_list(self) -> CatalogTable:
+        if self.include_columns is not None and self.exclude_columns is not None:
+            raise ValueError("give include_columns or exclude_columns, not both")
+        return self
+
+    def columns(self, available: list[str]) -> list[str]:
+        if self.include_columns is not None:
+            return [name for name in available if name in self.include_columns]
+        if self.exclude_columns is not None:
+            return [name for name in available if name not in self.exclude_columns]
+        return list(available)
+
+
+class CatalogSchema(_Model):
+    tables: dict[PgIdentifier, CatalogTable] = Field(
+        default_factory=dict, description="Tables of this schema to replicate; empty means every table in it."
+    )
+
+
+class Catalog(_Model):
+    """What to replicate: ``{"schemas": {"public": {"tables": {"orders": {"exclude_columns": ["notes"]}}}}}``.
+
+    An empty catalog means every table of every non-system schema.
+    """
+
+    schemas: dict[PgIdentifier, CatalogSchema] = Field(default_factory=dict)
+
+    def selects(self, schema: str, table: str) -> bool:
+        if not self.schemas:
+            return True
+        entry = self.schemas.get(schema)
+        return entry is not None and (not entry.tables or table in entry.tables)
+
+    def table(self, schema: str, table: str) -> CatalogTable:
+        entry = self.schemas.get(schema)
+        return (entry.tables.get(table) if entry else None) or CatalogTable()
+
+
+class PostgresSource(_Model):
+    connection: PostgresConnection
+    replication_type: ReplicationType
+    parallel_snapshots_enabled: bool = Field(True, description="Copy large tables in parallel CTID ranges.")
+    partitions_as_root: bool = Field(
+        False, description="Replicate partitioned tables as their root table (publish_via_partition_root)."
+    )
+    catalog: Catalog = Field(default_factory=Catalog)
+
+
+class MigrationStrategy(_Model):
+    """What a run does when a source table's columns change."""
+
+    added_columns: Literal["apply", "fail"] = Field("apply", description="apply: add the column to the sink table.")
+    dropped_columns: Literal["keep", "apply", "fail"] = Field(
+        "keep", description="keep: the sink column stays (NULL in new rows); apply: drop it; fail: fail the run."
+    )
+    retyped_columns: Literal["fail", "apply"] = Field(
+        "fail", description="fail: fail the run with a message; apply: ALTER the sink column type."
+    )
+
+
+class PostgresSink(_Model):
+    connection: PostgresConnection
+    target_schema: PgIdentifier = Field("public", description="Schema of the sink tables (created if missing).")
+    migration_strategy: MigrationStrategy = Field(default_factory=MigrationStrategy)
+
+
+class _Variant(_Model):
+    """A tagged union written as an object with exactly one key (``{"postgres": {...}}``)."""
+
+    kind: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one_variant(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            supported = ", ".join(cls.model_fields)
+            if len(data) != 1:
+                raise ValueError(f"{cls.kind} must have exactly one variant key, one of: {supported}")
+            (key,) = data
+            if key not in cls.model_fields:
+                raise ValueError(f"{cls.kind} type {key!r} is not supported (supported: {supported})")
+        return data
+
+    @property
+    def variant(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+
+class Source(_Variant):
+    kind: ClassVar[str] = "source"
+    postgres: PostgresSource
+
+
+class Sink(_Variant):
+    kind: ClassVar[str] = "sink"
+    postgres: PostgresSink
+
+
+class Buffer(_Model):
+    """Batching between source and sink: a batch is applied when any bound is reached."""
+
+    max_rows: int = Field(50_000, ge=1, le=10_000_000)
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=4 * 1024**3)
+    flush_interval_ms: int = Field(1000, ge=10, le=3_600_000)
+
+
+class Limits(_Model):
+    """Safety limits of one run."""
+
+    max_run_duration_seconds: int | None = Field(
+        None, ge=1, description="A catch-up run still running after this fails; a continuous run ends successfully."
+    )
+    max_rows_per_run: int | None = Field(None, ge=1, description="A run stops (successfully) after this many rows.")
+
+
+class Schedule(_Model):
+    """Runs started automatically: every ``interval_seconds``, or at ``cron`` times in ``timezone``."""
+
+    interval_seconds: int | None = Field(None, ge=10, le=31 * 86400)
+    cron: str | None = Field(None, description='Five-field cron expression, e.g. "*/15 * * * *".')
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _check(self) -> Schedule:
+        if (self.interval_seconds is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval_seconds or cron")
+        if self.cron is not None and (len(self.cron.split()) != 5 or not croniter.is_valid(self.cron)):
+            raise ValueError(f"cron: {self.cron!r} is not a valid five-field cron expression")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from None
+        return self
+
+
+class Connector(_Model):
+    id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Required by the schema; ignored by POST /connectors (server-generated), "
+        "overridden by the path in POST /connectors/{id}.",
+    )
+    source: Source
+    sink: Sink
+    buffer: Buffer | None = None
+    limits: Limits | None = None
+    disabled: bool = Field(False, description="A disabled connector starts no runs (scheduled or requested).")
+    schedule: Schedule | None = None
+    name: str | None = Field(None, min_length=1, max_length=256, description="Display name")
+
+    def stored(self) -> dict[str, Any]:
+        """The document with secrets revealed (the store encrypts them before writing)."""
+        return self.model_dump(mode="json", context={"reveal": True})
+
+
+class LastRun(BaseModel):
+    run_id: str
+    state: str
+    finished_at: datetime | None = None
+
+
+class ConnectorStatus(BaseModel):
+    """Live state of a connector: derived from its flags and its latest run."""
+
+    state: Literal["idle", "running", "paused", "disabled"] = "idle"
+    paused: bool = False
+    last_run: LastRun | None = None
+    runs_total: int = 0
+    runs_failed: int = 0
+    lag_bytes: int | None = Field(None, description="Source WAL not yet confirmed by the slot, as last measured.")
+    wal_status: str | None = Field(None, description="pg_replication_slots.wal_status of the slot (lost = resync).")
+
+
+class ConnectorResponse(BaseModel):
+    connector: Connector
+    status: ConnectorStatus
+    run_id: str | None = Field(None, description="The latest run's id, if any.")
+    created_at: datetime
+
+
+class ConnectorPage(BaseModel):
+    items: list[ConnectorResponse]
+    next_cursor: str | None = None
