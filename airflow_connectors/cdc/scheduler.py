@@ -8,6 +8,8 @@ takes over at its next tick. The one-active-run index makes a run already in pro
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,12 +18,13 @@ import psycopg
 from croniter import croniter
 
 from airflow_connectors.cdc import run_store
+from airflow_connectors.cdc.models import Schedule
 from airflow_connectors.cdc.run_models import RunCreate
 
 logger = logging.getLogger(__name__)
 
-# pg_try_advisory_lock key of the scheduling leader ("cdc-sched" as an int8).
-LEADER_LOCK_KEY = 0x6364632D7363686564
+# pg_try_advisory_lock key of the scheduling leader ("cdcsched" as an int8).
+LEADER_LOCK_KEY = 0x6364637363686564
 
 
 def next_due(schedule: Any, last_run_at: datetime | None, created_at: datetime) -> datetime | None:
@@ -41,3 +44,68 @@ def next_due(schedule: Any, last_run_at: datetime | None, created_at: datetime) 
         base = (last_run_at or created_at).astimezone(ZoneInfo(schedule.timezone))
         return croniter(schedule.cron, base).get_next(datetime).astimezone(UTC)
     return None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    connector_id: str
+    schedule: Schedule
+    last_run_at: datetime | None
+    created_at: datetime
+
+
+def scheduled_connectors(conn: psycopg.Connection[Any]) -> Iterator[Candidate]:
+    """Connectors with a schedule that may run now (not disabled, not paused), with their last run's start."""
+    rows = conn.execute(
+        "SELECT c.id, c.document->'schedule', c.created_at,"
+        " (SELECT max(coalesce(r.started_at, r.created_at)) FROM runs r WHERE r.connector_id = c.id)"
+        " FROM connectors c WHERE jsonb_typeof(c.document->'schedule') = 'object' AND NOT c.paused"
+        " AND NOT coalesce((c.document->>'disabled')::boolean, false) ORDER BY c.seq"
+    ).fetchall()
+    for connector_id, schedule, created_at, last_run_at in rows:
+        yield Candidate(connector_id, Schedule.model_validate(schedule), last_run_at, created_at)
+
+
+class Scheduler:
+    """One per service process; :meth:`tick` is called every second or so by the worker pool's supervisor."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection[Any] | None = None
+        self._leader = False
+
+    def tick(self, now: datetime | None = None) -> list[str]:
+        """Queue the runs that are due, if this process is the scheduling leader; returns their ids."""
+        try:
+            return self._tick(now or datetime.now(UTC))
+        except psycopg.OperationalError:
+            self.close()  # the lock went with the session; whoever reconnects first leads next
+            raise
+
+    def _tick(self, now: datetime) -> list[str]:
+        if self._conn is None:
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+        conn = self._conn
+        if not self._leader:  # the lock is held by our session until it ends: take it once
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()
+            self._leader = bool(got and got[0])
+            if not self._leader:
+                return []
+        started = []
+        for candidate in scheduled_connectors(conn):
+            due = next_due(candidate.schedule, candidate.last_run_at, candidate.created_at)
+            if due is None or due > now:
+                continue
+            try:
+                row = run_store.insert_run(conn, candidate.connector_id, RunCreate(), "schedule")
+            except run_store.RunActive:
+                continue  # still running from before: this slot is skipped
+            logger.info("connector %s: scheduled run %s", candidate.connector_id, row["run_id"])
+            started.append(str(row["run_id"]))
+        return started
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._leader = False

@@ -17,15 +17,15 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cdc-slot-health")
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a done-callback may run at once, inside the lock
 _cache: dict[str, tuple[float, dict[str, Any] | None]] = {}  # connector id -> (monotonic time, status)
 _pending: dict[str, Future[dict[str, Any] | None]] = {}
 
 
 def _fetch(connector: Any) -> dict[str, Any] | None:
-    from airflow_connectors.cdc.engine import source_health  # the engine is heavy; the API imports it lazily
-
     try:
+        from airflow_connectors.cdc.engine import source_health  # the engine is heavy; the API imports it lazily
+
         health = source_health(connector)
     except Exception as exc:  # an unreachable source is a status to show, not an API error
         logger.info("connector %s: slot health unavailable: %s", connector.id, type(exc).__name__)

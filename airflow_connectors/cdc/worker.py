@@ -37,9 +37,12 @@ from airflow_connectors.cdc.engine.interface import (
     StopCheck,
     TransientEngineError,
 )
+from airflow_connectors.cdc.models import Connector
 from airflow_connectors.cdc.run_models import Run
 from airflow_connectors.cdc.run_reporter import StoreReporter
 from airflow_connectors.cdc.runs import LeaseLost, RunNotFound, RunState, transition
+from airflow_connectors.cdc.scheduler import Scheduler
+from airflow_connectors.cdc.secrets import SecretBox
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +137,13 @@ class RunControl:
 
 
 class Heartbeat(threading.Thread):
-    """Renews the lease, writes throttled progress and picks up cancel requests, every ``lease/5`` seconds."""
+    """Renews the lease, writes throttled progress and picks up cancel requests about once a second."""
 
     def __init__(
         self, dsn: str, run_id: str, worker_id: str, lease: float, reporter: StoreReporter, control: RunControl
     ) -> None:
         super().__init__(name=f"heartbeat-{run_id}", daemon=True)
+        self.dsn = dsn
         self.conn = psycopg.connect(dsn, autocommit=True)
         self.lock = threading.Lock()  # the reporter applies phases on this connection too
         self.run_id, self.worker_id, self.lease = run_id, worker_id, lease
@@ -148,12 +152,14 @@ class Heartbeat(threading.Thread):
         self.last_renewed = time.monotonic()
 
     def run(self) -> None:
-        while not self.done.wait(max(0.1, self.lease / 5)):
+        while not self.done.wait(min(1.0, self.lease / 5)):
             self.beat()
 
     def beat(self) -> None:
         try:
             with self.lock:
+                if self.conn.broken:
+                    self.conn = psycopg.connect(self.dsn, autocommit=True)
                 cancel = run_store.heartbeat(
                     self.conn, self.run_id, self.worker_id, self.lease, self.reporter.take_progress()
                 )
@@ -389,8 +395,8 @@ def _claim_loop(
 class WorkerPool:
     """The run worker processes of one service process, kept alive by a supervisor thread."""
 
-    def __init__(self, settings: Any, options: WorkerOptions, on_tick: Callable[[], None] | None = None) -> None:
-        self._settings, self._options, self._on_tick = settings, options, on_tick
+    def __init__(self, settings: Any, options: WorkerOptions, scheduler: Scheduler | None = None) -> None:
+        self._settings, self._options, self._scheduler = settings, options, scheduler
         self._mp = multiprocessing.get_context("spawn")  # no fork: the service process has threads and sockets
         self._stop = self._mp.Event()
         self._stopping = threading.Event()
@@ -414,16 +420,18 @@ class WorkerPool:
                 if not proc.is_alive() and not self._stopping.is_set():
                     logger.warning("%s exited with %s; starting a new one", proc.name, proc.exitcode)
                     self._procs[index] = self._spawn(index)
-            if self._on_tick is not None:
+            if self._scheduler is not None:
                 try:
-                    self._on_tick()
-                except Exception:
-                    logger.exception("scheduler tick failed")
+                    self._scheduler.tick()
+                except Exception as exc:  # e.g. the state store restarting: next tick reconnects
+                    logger.warning("scheduler tick failed: %s", exc)
 
     def stop(self, timeout: float = 20.0) -> None:
         """Ask workers to stop (their runs go back to the queue), wait, then terminate stragglers."""
         self._stopping.set()
         self._supervisor.join()
+        if self._scheduler is not None:
+            self._scheduler.close()
         self._stop.set()
         deadline = time.monotonic() + timeout
         for proc in self._procs:
@@ -440,10 +448,14 @@ def _dsn(settings: Any) -> str:
     return dsn.get_secret_value() if isinstance(dsn, SecretStr) else str(dsn)
 
 
-def load_connector(conn: psycopg.Connection[Any], settings: Any, connector_id: str) -> Any:
-    raise NotImplementedError  # wired to the service's store + secrets once they land
+def load_connector(conn: psycopg.Connection[Any], settings: Any, connector_id: str) -> Connector | None:
+    """The connector with its secrets decrypted, or None if it was deleted meanwhile."""
+    row = conn.execute("SELECT document FROM connectors WHERE id = %s", (connector_id,)).fetchone()
+    if row is None:
+        return None
+    return Connector.model_validate(SecretBox(settings.secret_key.get_secret_value()).decrypt(row[0]))
 
 
-def start_workers(settings: Any, options: WorkerOptions | None = None) -> WorkerPool:
-    """Called by the service's lifespan; ``handle.stop()`` on shutdown."""
-    return WorkerPool(settings, options or WorkerOptions())
+def start_workers(settings: Any, options: WorkerOptions | None = None, *, schedule: bool = True) -> WorkerPool:
+    """Called by the service's lifespan; ``handle.stop()`` on shutdown. Also runs this process's scheduler."""
+    return WorkerPool(settings, options or WorkerOptions(), Scheduler(_dsn(settings)) if schedule else None)

@@ -1,0 +1,1 @@
+"""The CDC core's HTTP service (FastAPI): connectors, validation, commands and replication runs."""

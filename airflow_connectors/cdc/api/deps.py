@@ -1,0 +1,80 @@
+"""Dependencies shared by the routes: a state-store connection per request, connector lookup, responses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, Request
+
+from airflow_connectors.cdc import run_store, slot_health
+from airflow_connectors.cdc.api.errors import ApiProblem
+from airflow_connectors.cdc.models import ConnectorResponse, ConnectorStatus, LastRun
+from airflow_connectors.cdc.runs import ACTIVE_STATES, RunState
+from airflow_connectors.cdc.store import ConnectorNotFound, ConnectorRecord, ConnectorStore
+
+
+def get_store(request: Request) -> ConnectorStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+def get_conn(store: Annotated[ConnectorStore, Depends(get_store)]) -> Iterator[psycopg.Connection[Any]]:
+    with store.connection() as conn:
+        yield conn
+
+
+Store = Annotated[ConnectorStore, Depends(get_store)]
+Conn = Annotated[psycopg.Connection[Any], Depends(get_conn)]
+
+
+def require_connector(store: ConnectorStore, conn: psycopg.Connection[Any], connector_id: str) -> ConnectorRecord:
+    try:
+        return store.get(conn, connector_id)
+    except ConnectorNotFound as exc:
+        raise ApiProblem(404, "not_found", str(exc), field="connector_id") from None
+
+
+def connector_blocked(record: ConnectorRecord) -> str | None:
+    """Why the connector may not start runs now, or None."""
+    if record.connector.disabled:
+        return "disabled"
+    if record.paused:
+        return "paused"
+    return None
+
+
+def connector_status(conn: psycopg.Connection[Any], record: ConnectorRecord, *, live_slot: bool) -> ConnectorStatus:
+    """Flags + latest run; ``live_slot`` also asks the source for the slot's lag (single-connector reads only)."""
+    summary = run_store.latest_run_summary(conn, record.connector.id) or {}
+    last = summary.get("last_run")
+    status = ConnectorStatus(
+        paused=record.paused,
+        last_run=LastRun.model_validate(last) if last else None,
+        runs_total=summary.get("runs_total", 0),
+        runs_failed=summary.get("runs_failed", 0),
+        lag_bytes=summary.get("lag_bytes"),
+        wal_status=summary.get("wal_status"),
+    )
+    blocked = connector_blocked(record)
+    if blocked is not None:
+        status.state = blocked  # type: ignore[assignment]
+    elif last and RunState(last["state"]) in ACTIVE_STATES:
+        status.state = "running"
+    if live_slot:
+        slot = slot_health.slot_status(record.connector)
+        if slot is not None:
+            status.lag_bytes, status.wal_status = slot["lag_bytes"], slot["wal_status"]
+    return status
+
+
+def connector_response(
+    conn: psycopg.Connection[Any], record: ConnectorRecord, *, live_slot: bool = False
+) -> ConnectorResponse:
+    status = connector_status(conn, record, live_slot=live_slot)
+    return ConnectorResponse(
+        connector=record.connector,
+        status=status,
+        run_id=status.last_run.run_id if status.last_run else None,
+        created_at=record.created_at,
+    )

@@ -1,0 +1,110 @@
+"""One error shape for every response: ``{"error": {"code", "message", "field"?, ...}}``.
+
+Messages never echo request values (pydantic's ``input`` is dropped), so a secret in a bad body cannot come back
+in an error or land in a log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    run_id: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Malformed JSON"),
+        (401, "Missing or wrong bearer token"),
+        (404, "Unknown id"),
+        (409, "Conflict (e.g. an active run; carries its run_id)"),
+        (413, "Request body over the limit"),
+        (415, "Wrong content type"),
+        (422, "Invalid field (named in error.field)"),
+    )
+}
+
+
+class ApiProblem(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.extra = status, code, message, field, extra
+        self.headers = headers
+
+
+def error_response(
+    status: int, code: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    detail: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        detail["field"] = field
+    detail.update(extra)
+    return JSONResponse(status_code=status, content={"error": detail}, headers=headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part not in ("body",)]
+    # pydantic names the tagged-union validator and function wrappers in loc; they are not fields.
+    return ".".join(part for part in parts if not part.startswith("function-"))
+
+
+def validation_problem(exc: ValidationError | RequestValidationError, prefix: str = "") -> ApiProblem:
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        return ApiProblem(400, "malformed_json", "the request body is not valid JSON")
+    field = _loc_to_field(tuple(first.get("loc", ())))
+    if prefix:
+        field = f"{prefix}.{field}" if field else prefix
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return ApiProblem(422, "invalid_field", f"{field or 'body'}: {message}{more}", field=field or None)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        return error_response(
+            exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers, **exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problem = validation_problem(exc)
+        return error_response(problem.status, problem.code, problem.message, field=problem.field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The message may carry anything (a DSN, a secret): only the type name leaves the process.
+        return error_response(500, "internal_error", f"internal error ({type(exc).__name__}); see the service log")

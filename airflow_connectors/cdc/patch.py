@@ -1,0 +1,124 @@
+"""JSON Merge Patch (RFC 7396) and the connector's patch rules (immutable and required fields, masked secrets).
+
+Why a separate module: the same rules are applied by the service and, before sending anything, by the Airflow
+``CdcHook`` (so a DAG fails at the task that built the bad patch, with the same message the API would give).
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+import typing
+from typing import Any, Union
+
+from pydantic import BaseModel
+
+from airflow_connectors.cdc.models import MASK, SECRET_KEYS, Connector
+
+# Changing these would point an existing connector (its slot, its checkpoints) at another database.
+IMMUTABLE_CONNECTION_FIELDS = ("host", "port", "database")
+
+
+class PatchError(ValueError):
+    """A patch the connector cannot accept; ``field`` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 section 2: objects merge recursively, ``null`` deletes, anything else (arrays too) replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def drop_masked_secrets(document: Any) -> Any:
+    """Remove secret fields whose value is the mask, so sending a GET response back keeps the stored secret."""
+    if isinstance(document, dict):
+        return {
+            key: drop_masked_secrets(value)
+            for key, value in document.items()
+            if not (key in SECRET_KEYS and value == MASK)
+        }
+    if isinstance(document, list):
+        return [drop_masked_secrets(item) for item in document]
+    return document
+
+
+def restore_masked_secrets(document: Any, stored: Any) -> Any:
+    """For a full replace: a secret sent back masked takes the stored value at the same place."""
+    if isinstance(document, dict):
+        return {
+            key: (
+                stored.get(key) if key in SECRET_KEYS and value == MASK and isinstance(stored, dict)
+                else restore_masked_secrets(value, stored.get(key) if isinstance(stored, dict) else None)
+            )
+            for key, value in document.items()
+        }
+    return document
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside ``X | None`` (or ``X`` itself); None for scalars, dicts and lists."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (model := _model_of(arg)) is not None:
+                return model
+    return None
+
+
+def _check_required(model: type[BaseModel], patch: dict[str, Any], path: str) -> None:
+    for key, value in patch.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            continue  # unknown fields are reported by the model validation after the merge
+        where = f"{path}.{key}" if path else key
+        if value is None and field.is_required():
+            raise PatchError(where, "is required and cannot be removed")
+        inner = _model_of(field.annotation)
+        if inner is not None and isinstance(value, dict):
+            _check_required(inner, value, where)
+
+
+def check_patch(current: Connector, patch: Any) -> None:
+    """Reject what a merge patch may not do to an existing connector, naming the field."""
+    if not isinstance(patch, dict):
+        raise PatchError("", "a merge patch of a connector must be a JSON object")
+    if "id" in patch and patch["id"] != current.id:
+        raise PatchError("id", "is immutable")
+    for side in ("source", "sink"):
+        if side not in patch:
+            continue
+        sent = patch[side]
+        if not isinstance(sent, dict):
+            raise PatchError(side, "is required and must be an object with one variant key")
+        variant = getattr(current, side).variant
+        for key, value in sent.items():
+            if key != variant or value is None:
+                raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed (it is {variant!r})")
+        connection = sent[variant].get("connection") if isinstance(sent[variant], dict) else None
+        if not isinstance(connection, dict):
+            continue
+        stored = getattr(getattr(current, side), variant).connection
+        for name in IMMUTABLE_CONNECTION_FIELDS:
+            if name in connection and connection[name] != getattr(stored, name):
+                raise PatchError(f"{side}.{variant}.connection.{name}", "is immutable after creation")
+    _check_required(Connector, patch, "")
+
+
+def apply_patch(current: Connector, patch: Any) -> Connector:
+    """Check, merge onto the stored document (secrets revealed) and validate the result."""
+    check_patch(current, patch)
+    merged = merge_patch(current.stored(), drop_masked_secrets(patch))
+    return Connector.model_validate(merged)
