@@ -32,7 +32,7 @@ class ValidationReport(BaseModel):
 def _connect(connection: PostgresConnection, steps: list[Step]) -> psycopg.Connection[Any] | None:
     try:
         conn = psycopg.connect(connection.conninfo(connect_timeout=5), autocommit=True)
-    except psycopg.Error as exc:
+    except (psycopg.Error, OSError, ValueError) as exc:  # ValueError: e.g. a host name IDNA cannot encode
         # libpq messages name host and port but never the password.
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         steps.append(Step(name="connect", passed=False, message=f"cannot connect: {reason}"))

@@ -59,19 +59,23 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _depth(value: Any, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
+def _check_shape(value: Any) -> None:
+    """Refuse bodies nested deeper than :data:`MAX_DEPTH`, and NUL characters (PostgreSQL cannot store them)."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
     while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
+        item, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ApiProblem(422, "too_deep", f"the request body nests deeper than {MAX_DEPTH} levels")
         if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if "\x00" in key:
+                    raise ApiProblem(422, "invalid_field", "field names cannot contain NUL characters")
+                stack.append((child, where, depth + 1))
         elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
+            stack.extend((child, f"{path}.{index}" if path else str(index), depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, str) and "\x00" in item:
+            raise ApiProblem(422, "invalid_field", f"{path or 'body'}: NUL characters are not allowed", field=path or None)
 
 
 async def read_json(request: Request, *content_types: str) -> Any:
@@ -88,8 +92,7 @@ async def read_json(request: Request, *content_types: str) -> Any:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         raise ApiProblem(400, "malformed_json", "the request body is not valid JSON") from None
-    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
-        raise ApiProblem(422, "too_deep", f"the request body nests deeper than {MAX_DEPTH} levels")
+    _check_shape(value)
     return value
 
 

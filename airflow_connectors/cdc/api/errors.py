@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -103,6 +104,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=exc.headers
         )
+
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable(_: Request, exc: psycopg.DataError) -> JSONResponse:
+        # e.g. a NUL character in a path or query value: PostgreSQL text cannot hold it.
+        return error_response(422, "invalid_value", "a value in the request cannot be stored (NUL characters?)")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
