@@ -53,3 +53,5 @@ def test_no_server_errors_and_no_secrets(fuzzed_service: CdcService) -> None:
         check()
         checked.append(f"{operation.method.upper()} {operation.path}")
     assert len(checked) >= 12, checked
+    log = fuzzed_service.log()
+    assert STORED_PASSWORD not in log and fuzzed_service.token not in log
