@@ -1,0 +1,218 @@
+"""Hook of the shared CDC core service (connection type ``cdc_core``): connectors, validation, runs, commands.
+
+Connection: ``host`` is the service's base URL (``http://cdc:8080``, the API lives under ``/api/v1``), the bearer
+token goes in ``password``. Requests go through the shared HTTP layer (timeouts, retries, 429, error mapping,
+secret masking). Patches are checked locally with the service's own rules (``airflow_connectors.cdc.patch``) before
+anything is sent, so a DAG fails at the task that built a bad patch, with the message the API would give.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+from airflow_connectors.cdc.models import Connector, Schedule, Sink, Source
+from airflow_connectors.cdc.patch import PatchError, check_patch
+from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
+from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
+
+API = "/api/v1"
+MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+RUN_STATES = {
+    "queued": SyncState.RUNNING,
+    "snapshotting": SyncState.RUNNING,
+    "streaming": SyncState.RUNNING,
+    "succeeded": SyncState.SUCCESS,
+    "failed": SyncState.FAILED,
+    "cancelled": SyncState.CANCELLED,
+}
+
+
+def _field_error(exc: ValidationError, prefix: str) -> ValueError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+    return ValueError(f"{where}: {first['msg']}")
+
+
+def run_status(ref: SyncRef, run: dict[str, Any]) -> SyncStatus:
+    """A run of the service as the common status (rows, lag and tables from the run)."""
+    return SyncStatus(
+        state=RUN_STATES[run["state"]],
+        raw_state=run["state"],
+        ref=ref,
+        message=run.get("error"),
+        rows=run.get("rows_total"),
+        lag_bytes=run.get("lag_bytes"),
+        tables=tuple(sorted(run.get("tables") or {})),
+        details={key: run.get(key) for key in ("mode", "resync", "trigger", "wal_status", "fence_lsn", "applied_lsn")},
+    )
+
+
+class CdcHook(HttpApiHook):
+    """The CDC core service API (see the module docstring for the connection)."""
+
+    conn_type = "cdc_core"
+    default_conn_name = "cdc_core_default"
+    hook_name = "CDC core (airflow-connectors)"
+    connector_id_key: ClassVar[str] = "id"
+
+    # -- connectors -------------------------------------------------------------------------------------------
+    def create_connector(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Create; a non-empty ``body["id"]`` is used as the id (``POST /connectors/{id}``), else the service
+        picks one. ``idempotency_key`` is not needed: an id chosen by the caller makes the create idempotent."""
+        connector_id = body.get("id") or ""
+        path = f"{API}/connectors/{connector_id}" if connector_id else f"{API}/connectors"
+        return self._call("POST", path, json={**body, "id": connector_id})["connector"]
+
+    def get_connector(self, connector_id: str) -> dict[str, Any]:
+        return self.get_connector_response(connector_id)["connector"]
+
+    def get_connector_response(self, connector_id: str) -> dict[str, Any]:
+        """The connector with its ``status`` (latest run, lag, ``wal_status``) and latest ``run_id``."""
+        return self._call("GET", f"{API}/connectors/{connector_id}")
+
+    def find_connector_by_name(self, name: str) -> dict[str, Any] | None:
+        items = self._call("GET", f"{API}/connectors", params={"name": name, "limit": 1})["items"]
+        return items[0]["connector"] if items else None
+
+    def list_connectors(self, name: str | None = None, page_size: int = 50) -> list[dict[str, Any]]:
+        """Every connector (following ``next_cursor``)."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": page_size, **({"name": name} if name else {})}
+        while True:
+            page = self._call("GET", f"{API}/connectors", params=params)
+            found.extend(item["connector"] for item in page["items"])
+            if not page.get("next_cursor"):
+                return found
+            params["cursor"] = page["next_cursor"]
+
+    def validate_patch(self, patch: dict[str, Any], current: dict[str, Any] | None = None) -> None:
+        """The service's patch rules: immutable source/sink type and host/port/database, required fields not
+        removed; with ``current``, also the values it would get after the merge. ``ValueError`` names the field."""
+        if not isinstance(patch, dict):
+            raise ValueError("patch: a merge patch of a connector must be a JSON object")
+        if current is None:  # without the stored connector only the variant rule can be checked
+            for side, model in (("source", Source), ("sink", Sink)):
+                for key, value in (patch.get(side) or {}).items():
+                    if key not in model.model_fields or value is None:
+                        raise ValueError(f"{side}.{key}: the {side} type cannot be changed")
+            return
+        try:
+            check_patch(Connector.model_validate(current), patch)
+        except PatchError as exc:
+            raise ValueError(str(exc)) from None
+
+    def patch_connector(self, connector_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._call("PATCH", f"{API}/connectors/{connector_id}", json=patch, headers=MERGE_PATCH)["connector"]
+
+    def delete_connector(self, connector_id: str, *, keep_replication_objects: bool = False) -> None:
+        params = {"keep_replication_objects": str(keep_replication_objects).lower()}
+        self._call("DELETE", f"{API}/connectors/{connector_id}", params=params)
+
+    def set_schedule(self, connector_id: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        """``{"interval_seconds": n}`` or ``{"cron": "...", "timezone": "..."}``, validated before sending."""
+        try:
+            Schedule.model_validate(schedule)
+        except ValidationError as exc:
+            raise _field_error(exc, "schedule") from None
+        return self.patch_connector(connector_id, {"schedule": schedule})
+
+    def command(self, connector_id: str, command: str) -> dict[str, Any]:
+        """``start`` | ``stop`` | ``pause`` | ``resume``; returns the connector response."""
+        return self._call("POST", f"{API}/connectors/{connector_id}/commands", json={"command": command})
+
+    def pause_connector(self, connector_id: str) -> None:
+        self.command(connector_id, "pause")
+
+    def resume_connector(self, connector_id: str) -> None:
+        self.command(connector_id, "resume")
+
+    def validate_source(
+        self, postgres: dict[str, Any] | None = None, connector_id: str | None = None
+    ) -> dict[str, Any]:
+        """Run the service's source checks (reachability, ``wal_level``, privileges...): ``{"ok", "steps"}``."""
+        return self._validate("source", postgres, connector_id)
+
+    def validate_sink(self, postgres: dict[str, Any] | None = None, connector_id: str | None = None) -> dict[str, Any]:
+        return self._validate("sink", postgres, connector_id)
+
+    def _validate(self, side: str, postgres: dict[str, Any] | None, connector_id: str | None) -> dict[str, Any]:
+        params = {"connector_id": connector_id} if connector_id else None
+        body = {"postgres": postgres} if postgres is not None else {}
+        return self._call("POST", f"{API}/validate/{side}", json=body, params=params)
+
+    # -- runs -------------------------------------------------------------------------------------------------
+    def start_run(
+        self, connector_id: str, *, mode: str = "catch_up", resync: bool | list[str] = False
+    ) -> dict[str, Any]:
+        """Queue a run; :class:`ApiConflict` (code ``run_active``) when one is active."""
+        if mode not in ("catch_up", "continuous"):
+            raise ValueError(f"mode: expected catch_up or continuous, got {mode!r}")
+        if not isinstance(resync, bool) and not (
+            isinstance(resync, list) and all(isinstance(t, str) and "." in t for t in resync)
+        ):
+            raise ValueError("resync: expected true, false or a list of 'schema.table'")
+        return self._call("POST", f"{API}/connectors/{connector_id}/runs", json={"mode": mode, "resync": resync})
+
+    def get_run(self, connector_id: str, run_id: str) -> dict[str, Any]:
+        return self._call("GET", f"{API}/connectors/{connector_id}/runs/{run_id}")
+
+    def list_runs(self, connector_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs."""
+        return self._call("GET", f"{API}/connectors/{connector_id}/runs", params={"limit": limit})["items"]
+
+    def cancel_run(self, connector_id: str, run_id: str) -> bool:
+        """``False`` when the run had already ended."""
+        try:
+            self._call("POST", f"{API}/connectors/{connector_id}/runs/{run_id}/cancel")
+        except ApiConflict:
+            return False
+        return True
+
+    # -- the common sync interface ----------------------------------------------------------------------------
+    def trigger_sync(
+        self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
+    ) -> SyncRef:
+        """Start a run (``mode`` option: ``catch_up`` by default). ``force`` has no meaning here: a run always
+        starts unless one is active (then :class:`ApiConflict`, and :meth:`find_active_sync` gives it)."""
+        run = self.start_run(connector_id, mode=options.pop("mode", "catch_up"), resync=resync)
+        if options:
+            raise ValueError(f"{', '.join(sorted(options))}: not an option of CDC core runs")
+        return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=run["run_id"])
+
+    def get_sync_status(self, ref: SyncRef) -> SyncStatus:
+        return run_status(ref, self.get_run(ref.connector_id, str(ref.run_id)))
+
+    async def aget_sync_status(self, ref: SyncRef) -> SyncStatus:
+        return run_status(ref, await self._acall("GET", f"{API}/connectors/{ref.connector_id}/runs/{ref.run_id}"))
+
+    def cancel_sync(self, ref: SyncRef) -> bool:
+        return self.cancel_run(ref.connector_id, str(ref.run_id))
+
+    async def acancel_sync(self, ref: SyncRef) -> bool:
+        try:
+            await self._acall("POST", f"{API}/connectors/{ref.connector_id}/runs/{ref.run_id}/cancel")
+        except ApiConflict:
+            return False
+        return True
+
+    def find_active_sync(self, connector_id: str) -> SyncRef | None:
+        runs = self.list_runs(connector_id, limit=1)
+        if runs and RUN_STATES[runs[0]["state"]] is SyncState.RUNNING:
+            return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=runs[0]["run_id"])
+        return None
+
+    # -- links ------------------------------------------------------------------------------------------------
+    def connector_url(self, connector_id: str) -> str | None:
+        return f"{self.base_url}{API}/connectors/{connector_id}"
+
+    def sync_url(self, ref: SyncRef) -> str | None:
+        return f"{self.base_url}{API}/connectors/{ref.connector_id}/runs/{ref.run_id}" if ref.run_id else None
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self._call("GET", f"{API}/connectors", params={"limit": 1})
+        except Exception as exc:  # the UI shows the message; the HTTP layer's messages carry no secret
+            return False, str(exc)
+        return True, "CDC core service reachable, token accepted"

@@ -1,0 +1,373 @@
+"""Create, patch and sync connectors on any connector API; the hook is chosen from the connection's type.
+
+The sync operator is built around what users of the Fivetran / Airbyte / dbt Cloud providers hit: it tracks the
+run by the API's own reference, re-attaches to the run an earlier try started instead of starting a duplicate,
+cancels the external run when ``timeout`` or ``execution_timeout`` passes (also while deferred), and treats a
+cancelled run as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from airflow.sdk import AssetAlias, BaseOperator, conf
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_connectors.assets import emit_table_assets
+from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncState, SyncStatus
+from airflow_connectors.hooks.http import ApiConflict, ApiNotFound
+from airflow_connectors.hooks.registry import get_hook, hook_for
+from airflow_connectors.links import CONNECTOR_URL_KEY, RUN_URL_KEY, ConnectorLink, ConnectorRunLink
+from airflow_connectors.triggers.sync import SyncTrigger, parse_event
+from airflow_connectors.waiting import (
+    TRANSIENT_ERRORS,
+    outcome_error,
+    progress_line,
+    status_from_dict,
+    wait_deadline,
+)
+
+IfExists = Literal["fail", "reuse", "update"]
+# Extra time the triggerer gives the trigger past its own deadline, so the trigger (which cancels the run) fires
+# first and Airflow's deferral timeout is only a safety net.
+DEFER_GRACE = timedelta(minutes=2)
+
+
+def load_json_object(value: dict[str, Any] | str, *, field: str, base_dir: Path | None = None) -> dict[str, Any]:
+    """A dict as given, a JSON object in a string, or a JSON file (relative paths: next to the DAG file)."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected a dict, a JSON string or a JSON file path, got {type(value).__name__}")
+    text = value.strip()
+    if not text.startswith("{"):
+        path = Path(text)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise ValueError(f"{field}: file {path} not found")
+        text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{field}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{field}: expected a JSON object")
+    return data
+
+
+def _dag_dir(context: Any) -> Path | None:
+    dag = context.get("dag")
+    return Path(dag.fileloc).parent if dag is not None and dag.fileloc else None
+
+
+def _push_url(context: Any, key: str, url: str | None) -> None:
+    if url:
+        context["ti"].xcom_push(key=key, value=url)
+
+
+class CreateConnectorOperator(BaseOperator):
+    """Create a connector from ``body``; idempotent by name.
+
+    :param conn_id: Airflow connection of the connector API (its type picks the hook).
+    :param body: the connector in the API's own shape: a dict, a JSON string, or a JSON file path (templated).
+    :param if_exists: when a connector with this name (or, for APIs where the body carries the id, this id)
+        exists: ``fail``, ``reuse`` it as is, or ``update`` it with ``body`` (merge patch, validated locally first).
+    :param name: the name to look up; defaults to ``body["name"]``.
+    :return: the connector id (XCom ``return_value``).
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "body", "name")
+    template_fields_renderers = {"body": "json"}
+    operator_extra_links = (ConnectorLink(),)
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        body: dict[str, Any] | str,
+        if_exists: IfExists = "fail",
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if if_exists not in ("fail", "reuse", "update"):
+            raise ValueError(f"if_exists: expected fail, reuse or update, got {if_exists!r}")
+        self.conn_id = conn_id
+        self.body = body
+        self.if_exists = if_exists
+        self.name = name
+
+    def execute(self, context: Any) -> str:
+        hook = get_hook(self.conn_id)
+        body = load_json_object(self.body, field="body", base_dir=_dag_dir(context))
+        existing = self._existing(hook, body)
+        if existing is None:
+            created = hook.create_connector(body, idempotency_key=self._idempotency_key(context))
+            connector_id = str(created[hook.connector_id_key])
+            self.log.info("created connector %s", connector_id)
+        else:
+            connector_id = str(existing[hook.connector_id_key])
+            if self.if_exists == "fail":
+                raise AirflowException(f"connector {connector_id} already exists (if_exists='fail')")
+            if self.if_exists == "update":
+                hook.validate_patch(body, existing)
+                hook.patch_connector(connector_id, body)
+                self.log.info("updated existing connector %s", connector_id)
+            else:
+                self.log.info("reusing existing connector %s", connector_id)
+        _push_url(context, CONNECTOR_URL_KEY, hook.connector_url(connector_id))
+        return connector_id
+
+    def _existing(self, hook: ConnectorHook, body: dict[str, Any]) -> dict[str, Any] | None:
+        name = self.name or body.get("name")
+        if name:
+            found = hook.find_connector_by_name(str(name))
+            if found is not None:
+                return found
+        own_id = body.get(hook.connector_id_key)
+        if own_id:
+            try:
+                return hook.get_connector(str(own_id))
+            except ApiNotFound:
+                return None
+        return None
+
+    def _idempotency_key(self, context: Any) -> str:
+        """The same key on every try of this task instance: a retried create does not create twice."""
+        ti = context["ti"]
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"))
+
+
+class PatchConnectorOperator(BaseOperator):
+    """Merge-patch a connector, after checking locally what the API would reject (immutable fields, value sets).
+
+    :param patch: RFC 7396 merge patch: a dict, a JSON string or a JSON file path (templated).
+    :return: the connector id.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "connector_id", "patch")
+    template_fields_renderers = {"patch": "json"}
+    operator_extra_links = (ConnectorLink(),)
+
+    def __init__(self, *, conn_id: str, connector_id: str, patch: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.connector_id = connector_id
+        self.patch = patch
+
+    def execute(self, context: Any) -> str:
+        hook = get_hook(self.conn_id)
+        patch = load_json_object(self.patch, field="patch", base_dir=_dag_dir(context))
+        hook.validate_patch(patch, hook.get_connector(self.connector_id))
+        hook.patch_connector(self.connector_id, patch)
+        self.log.info("patched connector %s (fields: %s)", self.connector_id, ", ".join(sorted(patch)))
+        _push_url(context, CONNECTOR_URL_KEY, hook.connector_url(self.connector_id))
+        return self.connector_id
+
+
+class SyncConnectorOperator(BaseOperator):
+    """Trigger a sync / replication run and, unless ``wait_for_completion=False``, wait for it.
+
+    :param conn_id: Airflow connection of the connector API (its type picks the hook).
+    :param connector_id: the connector (templated).
+    :param resync: ``False``, ``True`` for a full historical resync, or a list of tables to resync.
+    :param force: start even if the API would otherwise skip or queue (Fivetran ``force``).
+    :param schedule: set the connector's schedule first (CDC core / Polytomic: ``interval_seconds`` / ``cron``;
+        Fivetran: ``sync_frequency`` / ``daily_sync_time`` / ``schedule_type``), validated by the hook.
+    :param unpause: resume a paused connector first.
+    :param sync_options: vendor-only options passed to the hook's ``trigger_sync`` (e.g. CDC ``mode``,
+        Polytomic ``fetch_mode``).
+    :param poll_interval: seconds between status polls.
+    :param timeout: seconds (or timedelta) to wait; then the run is cancelled and the task fails. The task's
+        ``execution_timeout`` does the same, deferred or not.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param wait_for_completion: ``False`` returns as soon as the run started.
+    :param emit_assets: on success, add an asset event per table written, through the outlet alias
+        ``airflow_connectors:<conn_id>:<task_id>`` (URIs: :func:`airflow_connectors.assets.table_asset_uri`).
+    :return: the run reference (:meth:`SyncRef.to_dict`); pushes ``run_url`` and ``connector_url``; the last
+        status summary goes to XCom ``sync_result``.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "connector_id", "resync", "schedule", "sync_options")
+    operator_extra_links = (ConnectorRunLink(), ConnectorLink())
+    # Key of the started run in the task state store: a retry re-attaches to it while it is still going.
+    state_key = "sync_ref"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        connector_id: str,
+        resync: bool | list[str] = False,
+        force: bool = False,
+        schedule: dict[str, Any] | None = None,
+        unpause: bool = False,
+        sync_options: dict[str, Any] | None = None,
+        poll_interval: float = 30.0,
+        timeout: float | timedelta | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        wait_for_completion: bool = True,
+        emit_assets: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.asset_alias = f"airflow_connectors:{conn_id}:{kwargs.get('task_id')}"
+        if emit_assets:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), AssetAlias(self.asset_alias)]
+        super().__init__(**kwargs)
+        if poll_interval <= 0:
+            raise ValueError("poll_interval: must be > 0")
+        self.conn_id = conn_id
+        self.connector_id = connector_id
+        self.resync = resync
+        self.force = force
+        self.schedule = schedule
+        self.unpause = unpause
+        self.sync_options = sync_options or {}
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.deferrable = deferrable
+        self.wait_for_completion = wait_for_completion
+        self.emit_assets = emit_assets
+        self._owned: SyncRef | None = None  # the run this try started or re-attached to (cancelled by on_kill)
+
+    # -- execute ----------------------------------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = get_hook(self.conn_id)
+        ti = context["ti"]
+        deadline = wait_deadline(
+            timeout=self.timeout, execution_timeout=self.execution_timeout, started_at=ti.start_date
+        )
+        ref, owned = self._resume_or_start(hook, context)
+        _push_url(context, RUN_URL_KEY, hook.sync_url(ref))
+        _push_url(context, CONNECTOR_URL_KEY, hook.connector_url(ref.connector_id))
+        if not self.wait_for_completion:
+            return ref.to_dict()
+        if owned:
+            self._owned = ref
+        if self.deferrable:
+            status = hook.get_sync_status(ref)
+            self.log.info("%s", progress_line(status))
+            if not status.state.terminal:
+                self._defer(ref, deadline, owned)
+        else:
+            status = self._wait(hook, ref, deadline)
+        return self._finish(context, status)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume from the trigger: check the event is for the awaited run, then succeed or fail with its error."""
+        stored = self._stored_ref(context)
+        expected = stored or SyncRef.from_dict((event or {}).get("ref") or {"conn_type": "", "connector_id": ""})
+        event = parse_event(event, expected)
+        if event["status"] == "timeout":
+            raise AirflowException(f"connector {expected.connector_id} run {expected.run_id}: {event['message']}")
+        return self._finish(context, status_from_dict(event["sync"]))
+
+    def on_kill(self) -> None:
+        """Killed, or ``execution_timeout`` passed while polling: do not leave the run behind."""
+        if self._owned is not None:
+            self._cancel(hook_for(self._owned.conn_type, self.conn_id), self._owned)
+
+    # -- steps ------------------------------------------------------------------------------------------------
+    def _resume_or_start(self, hook: ConnectorHook, context: Any) -> tuple[SyncRef, bool]:
+        """The run to wait for and whether this task owns it: the still-running run of an earlier try, else a
+        new one (or, when the API refuses because a run is active, that run)."""
+        stored = self._stored_ref(context)
+        if stored is not None:
+            status = hook.get_sync_status(stored)
+            if status.state is SyncState.RUNNING:
+                self.log.info("re-attaching to run %s started by an earlier try", stored.run_id)
+                return stored, True
+            self.log.info("run %s of an earlier try ended %s: starting a new one", stored.run_id, status.raw_state)
+        if self.schedule:
+            hook.set_schedule(self.connector_id, self.schedule)
+            self.log.info("schedule of connector %s set", self.connector_id)
+        if self.unpause:
+            hook.resume_connector(self.connector_id)
+            self.log.info("connector %s resumed", self.connector_id)
+        owned = True
+        try:
+            ref = hook.trigger_sync(self.connector_id, resync=self.resync, force=self.force, **self.sync_options)
+            self.log.info("started run %s of connector %s", ref.run_id, self.connector_id)
+        except ApiConflict as exc:
+            active = hook.find_active_sync(self.connector_id)
+            if active is None:
+                raise
+            if self.resync:
+                raise AirflowException(
+                    f"connector {self.connector_id} has an active run {active.run_id}; the requested resync "
+                    "cannot start before it ends"
+                ) from exc
+            self.log.warning(
+                "connector %s already has an active run %s: waiting for it instead of starting another",
+                self.connector_id,
+                active.run_id,
+            )
+            ref, owned = active, False
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(self.state_key, ref.to_dict())
+        return ref, owned
+
+    def _stored_ref(self, context: Any) -> SyncRef | None:
+        store = context.get("task_state_store")
+        stored = store.get(self.state_key) if store is not None else None
+        return SyncRef.from_dict(stored) if isinstance(stored, dict) else None
+
+    def _defer(self, ref: SyncRef, deadline: float | None, owned: bool) -> None:
+        trigger = SyncTrigger(
+            conn_id=self.conn_id,
+            ref=ref.to_dict(),
+            deadline=deadline,
+            poll_interval=self.poll_interval,
+            owns_run=owned,
+        )
+        timeout = None if deadline is None else timedelta(seconds=max(deadline - time.time(), 0)) + DEFER_GRACE
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
+
+    def _wait(self, hook: ConnectorHook, ref: SyncRef, deadline: float | None) -> SyncStatus:
+        while True:
+            try:
+                status = hook.get_sync_status(ref)
+            except TRANSIENT_ERRORS as exc:  # the HTTP layer already retried: keep polling until the deadline
+                self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
+            else:
+                self.log.info("%s", progress_line(status))
+                if status.state.terminal:
+                    return status
+            remaining = None if deadline is None else deadline - time.time()
+            if remaining is not None and remaining <= 0:
+                outcome = self._cancel(hook, ref) if self._owned is not None else "run left running"
+                raise AirflowException(
+                    f"connector {ref.connector_id} run {ref.run_id} still running at the deadline; {outcome}"
+                )
+            time.sleep(self.poll_interval if remaining is None else min(self.poll_interval, remaining))
+
+    def _cancel(self, hook: ConnectorHook, ref: SyncRef) -> str:
+        try:
+            cancelled = hook.cancel_sync(ref)
+        except Exception as exc:
+            self.log.warning("cancelling run %s failed: %s", ref.run_id, exc)
+            return f"cancelling the run failed: {exc}"
+        self._owned = None
+        self.log.info("run %s cancelled" if cancelled else "run %s: this API cannot cancel it", ref.run_id)
+        return "run cancelled" if cancelled else "this API cannot cancel the run"
+
+    def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
+        self._owned = None
+        error = outcome_error(status)
+        if error:
+            raise AirflowException(error)
+        summary = {k: v for k, v in status.to_dict().items() if k not in ("details", "ref")}
+        context["ti"].xcom_push(key="sync_result", value=summary)
+        if self.emit_assets and status.tables:
+            uris = emit_table_assets(context, self.asset_alias, status)
+            self.log.info("asset events for %d tables", len(uris))
+        self.log.info("%s", progress_line(status))
+        return status.ref.to_dict()

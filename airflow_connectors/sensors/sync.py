@@ -1,0 +1,116 @@
+"""Wait for a sync of any connector API (poke, reschedule or deferrable), by the reference a sync operator returned.
+
+Contract (the same for every API): succeed when the run succeeded (and meets ``min_rows`` / ``max_lag_bytes``),
+fail with the run's own error when it failed, fail when it was cancelled. The sensor does not own the run: it never
+cancels it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, conf
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+
+from airflow_connectors.hooks.base import ConnectorHook, SyncRef
+from airflow_connectors.hooks.registry import get_hook
+from airflow_connectors.links import RUN_URL_KEY, ConnectorRunLink
+from airflow_connectors.operators.connector import load_json_object
+from airflow_connectors.triggers.sync import SyncTrigger, parse_event
+from airflow_connectors.waiting import TRANSIENT_ERRORS, outcome_error, progress_line, status_from_dict
+
+
+class ConnectorSyncSensor(BaseSensorOperator):
+    """Wait for one sync / run to end.
+
+    :param conn_id: Airflow connection of the connector API.
+    :param sync_ref: the run reference (a dict or its JSON, e.g. the sync operator's XCom; templated), or
+    :param connector_id: / :param run_id: the connector and run ids (templated), for APIs with run ids.
+    :param min_rows: fail unless the run moved at least this many rows.
+    :param max_lag_bytes: fail if the run ended further behind the source than this (CDC core).
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "sync_ref", "connector_id", "run_id")
+    operator_extra_links = (ConnectorRunLink(),)
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        sync_ref: dict[str, Any] | str | None = None,
+        connector_id: str | None = None,
+        run_id: str | None = None,
+        min_rows: int | None = None,
+        max_lag_bytes: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if sync_ref is None and connector_id is None:
+            raise ValueError("sync_ref or connector_id: one of them is required")
+        self.conn_id = conn_id
+        self.sync_ref = sync_ref
+        self.connector_id = connector_id
+        self.run_id = run_id
+        self.min_rows = min_rows
+        self.max_lag_bytes = max_lag_bytes
+        self.deferrable = deferrable
+
+    def _ref(self, hook: ConnectorHook) -> SyncRef:
+        conn_type = str(type(hook).conn_type)
+        if self.sync_ref is not None:
+            ref = SyncRef.from_dict(load_json_object(self.sync_ref, field="sync_ref"))
+            if ref.conn_type != conn_type:
+                raise ValueError(f"sync_ref: a {ref.conn_type} run, but {self.conn_id} is a {conn_type} connection")
+            return ref
+        return SyncRef(conn_type=conn_type, connector_id=str(self.connector_id), run_id=self.run_id)
+
+    def poke(self, context: Any) -> bool:
+        hook = get_hook(self.conn_id)
+        ref = self._ref(hook)
+        try:
+            status = hook.get_sync_status(ref)
+        except TRANSIENT_ERRORS as exc:  # the HTTP layer already retried; the next poke tries again
+            self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
+            return False
+        self.log.info("%s", progress_line(status))
+        if not status.state.terminal:
+            return False
+        if url := hook.sync_url(ref):
+            context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
+        if error := outcome_error(status, min_rows=self.min_rows, max_lag_bytes=self.max_lag_bytes):
+            raise AirflowFailException(error)
+        return True
+
+    def execute(self, context: Any) -> None:
+        if not self.deferrable:
+            super().execute(context)
+            return
+        if self.poke(context):
+            return
+        ref = self._ref(get_hook(self.conn_id))
+        timeout = float(self.timeout)
+        trigger = SyncTrigger(
+            conn_id=self.conn_id,
+            ref=ref.to_dict(),
+            deadline=time.time() + timeout,
+            poll_interval=float(self.poke_interval),
+            owns_run=False,
+        )
+        self.defer(
+            trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=timeout) + timedelta(minutes=2)
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        ref = self._ref(get_hook(self.conn_id))
+        event = parse_event(event, ref)
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(f"connector {ref.connector_id} run {ref.run_id}: {event['message']}")
+        status = status_from_dict(event["sync"])
+        self.log.info("%s", progress_line(status))
+        if error := outcome_error(status, min_rows=self.min_rows, max_lag_bytes=self.max_lag_bytes):
+            raise AirflowFailException(error)
