@@ -8,16 +8,20 @@ anything is sent, so a DAG fails at the task that built a bad patch, with the me
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
 from airflow_connectors.cdc.models import Connector, Schedule, Sink, Source
 from airflow_connectors.cdc.patch import PatchError, check_patch
+from airflow_connectors.cdc.patch import _check_required as check_required
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 
 API = "/api/v1"
+# How long ``trigger_sync(force=True)`` waits for the run it cancelled to end.
+FORCE_CANCEL_TIMEOUT = 120.0
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 RUN_STATES = {
     "queued": SyncState.RUNNING,
@@ -92,18 +96,22 @@ class CdcHook(HttpApiHook):
         removed; with ``current``, also the values it would get after the merge. ``ValueError`` names the field."""
         if not isinstance(patch, dict):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")
-        if current is None:  # without the stored connector only the variant rule can be checked
-            for side, model in (("source", Source), ("sink", Sink)):
-                for key, value in (patch.get(side) or {}).items():
-                    if key not in model.model_fields or value is None:
-                        raise ValueError(f"{side}.{key}: the {side} type cannot be changed")
-            return
         try:
-            check_patch(Connector.model_validate(current), patch)
+            if current is None:  # without the stored connector: the type and required-field rules
+                for side, model in (("source", Source), ("sink", Sink)):
+                    for key, value in (patch.get(side) or {}).items():
+                        if key not in model.model_fields or value is None:
+                            raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed")
+                check_required(Connector, patch, "")
+            else:
+                check_patch(Connector.model_validate(current), patch)
         except PatchError as exc:
             raise ValueError(str(exc)) from None
 
     def patch_connector(self, connector_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Send a merge patch after the checks that need no request (:meth:`validate_patch` without ``current``;
+        pass the stored connector to it first for the full check)."""
+        self.validate_patch(patch)
         return self._call("PATCH", f"{API}/connectors/{connector_id}", json=patch, headers=MERGE_PATCH)["connector"]
 
     def delete_connector(self, connector_id: str, *, keep_replication_objects: bool = False) -> None:
@@ -139,7 +147,7 @@ class CdcHook(HttpApiHook):
 
     def _validate(self, side: str, postgres: dict[str, Any] | None, connector_id: str | None) -> dict[str, Any]:
         params = {"connector_id": connector_id} if connector_id else None
-        body = {"postgres": postgres} if postgres is not None else {}
+        body = {"postgres": postgres} if postgres is not None else None  # None: the connector's own settings
         return self._call("POST", f"{API}/validate/{side}", json=body, params=params)
 
     # -- runs -------------------------------------------------------------------------------------------------
@@ -174,12 +182,31 @@ class CdcHook(HttpApiHook):
     def trigger_sync(
         self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
     ) -> SyncRef:
-        """Start a run (``mode`` option: ``catch_up`` by default). ``force`` has no meaning here: a run always
-        starts unless one is active (then :class:`ApiConflict`, and :meth:`find_active_sync` gives it)."""
-        run = self.start_run(connector_id, mode=options.pop("mode", "catch_up"), resync=resync)
+        """Start a run (``mode`` option: ``catch_up`` by default). When a run is active the service refuses
+        (:class:`ApiConflict`; :meth:`find_active_sync` gives that run) unless ``force``: then the active run is
+        cancelled and, once it has ended, this one is started."""
+        mode = options.pop("mode", "catch_up")
         if options:
             raise ValueError(f"{', '.join(sorted(options))}: not an option of CDC core runs")
+        try:
+            run = self.start_run(connector_id, mode=mode, resync=resync)
+        except ApiConflict:
+            active = self.find_active_sync(connector_id) if force else None
+            if active is None:
+                raise
+            self.log.info("force: cancelling active run %s of connector %s", active.run_id, connector_id)
+            self.cancel_sync(active)
+            self._wait_ended(active)
+            run = self.start_run(connector_id, mode=mode, resync=resync)
         return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=run["run_id"])
+
+    def _wait_ended(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:
+        """A cancelled running run ends at its worker's next heartbeat: wait for that, boundedly."""
+        deadline = time.monotonic() + timeout
+        while self.get_sync_status(ref).state is SyncState.RUNNING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {ref.run_id} did not end within {timeout:.0f}s of being cancelled")
+            time.sleep(0.5)
 
     def get_sync_status(self, ref: SyncRef) -> SyncStatus:
         return run_status(ref, self.get_run(ref.connector_id, str(ref.run_id)))

@@ -8,6 +8,7 @@ cancelled run as a failure.
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 import uuid
@@ -60,6 +61,32 @@ def load_json_object(value: dict[str, Any] | str, *, field: str, base_dir: Path 
     if not isinstance(data, dict):
         raise ValueError(f"{field}: expected a JSON object")
     return data
+
+
+def as_bool(value: bool | str, *, field: str) -> bool:
+    """A flag that may arrive rendered from a template (``"{{ params.force }}"`` renders ``"True"``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{field}: expected true or false, got {value!r}")
+
+
+def as_resync(value: bool | str | list[str]) -> bool | list[str]:
+    """``resync`` as given, or rendered from a template: ``"True"`` / ``"False"`` / a JSON or Python list."""
+    if isinstance(value, (bool, list)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, (list, tuple)) and all(isinstance(item, str) for item in parsed):
+            return list(parsed)
+    raise ValueError(f"resync: expected true, false or a list of tables, got {value!r}")
 
 
 def _dag_dir(context: Any) -> Path | None:
@@ -117,8 +144,9 @@ class CreateConnectorOperator(BaseOperator):
             if self.if_exists == "fail":
                 raise AirflowException(f"connector {connector_id} already exists (if_exists='fail')")
             if self.if_exists == "update":
-                hook.validate_patch(body, existing)
-                hook.patch_connector(connector_id, body)
+                patch = {key: value for key, value in body.items() if key != hook.connector_id_key}
+                hook.validate_patch(patch, existing)
+                hook.patch_connector(connector_id, patch)
                 self.log.info("updated existing connector %s", connector_id)
             else:
                 self.log.info("reusing existing connector %s", connector_id)
@@ -178,7 +206,8 @@ class SyncConnectorOperator(BaseOperator):
     :param conn_id: Airflow connection of the connector API (its type picks the hook).
     :param connector_id: the connector (templated).
     :param resync: ``False``, ``True`` for a full historical resync, or a list of tables to resync.
-    :param force: start even if the API would otherwise skip or queue (Fivetran ``force``).
+    :param force: start even if a sync is in progress (Fivetran ``force``; CDC core: the active run is cancelled
+        and this one started).
     :param schedule: set the connector's schedule first (CDC core / Polytomic: ``interval_seconds`` / ``cron``;
         Fivetran: ``sync_frequency`` / ``daily_sync_time`` / ``schedule_type``), validated by the hook.
     :param unpause: resume a paused connector first.
@@ -195,7 +224,15 @@ class SyncConnectorOperator(BaseOperator):
         status summary goes to XCom ``sync_result``.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "connector_id", "resync", "schedule", "sync_options")
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "connector_id",
+        "resync",
+        "force",
+        "unpause",
+        "schedule",
+        "sync_options",
+    )
     operator_extra_links = (ConnectorRunLink(), ConnectorLink())
     # Key of the started run in the task state store: a retry re-attaches to it while it is still going.
     state_key = "sync_ref"
@@ -205,10 +242,10 @@ class SyncConnectorOperator(BaseOperator):
         *,
         conn_id: str,
         connector_id: str,
-        resync: bool | list[str] = False,
-        force: bool = False,
+        resync: bool | list[str] | str = False,
+        force: bool | str = False,
         schedule: dict[str, Any] | None = None,
-        unpause: bool = False,
+        unpause: bool | str = False,
         sync_options: dict[str, Any] | None = None,
         poll_interval: float = 30.0,
         timeout: float | timedelta | None = None,
@@ -285,21 +322,22 @@ class SyncConnectorOperator(BaseOperator):
                 self.log.info("re-attaching to run %s started by an earlier try", stored.run_id)
                 return stored, True
             self.log.info("run %s of an earlier try ended %s: starting a new one", stored.run_id, status.raw_state)
+        resync, force = as_resync(self.resync), as_bool(self.force, field="force")
         if self.schedule:
             hook.set_schedule(self.connector_id, self.schedule)
             self.log.info("schedule of connector %s set", self.connector_id)
-        if self.unpause:
+        if as_bool(self.unpause, field="unpause"):
             hook.resume_connector(self.connector_id)
             self.log.info("connector %s resumed", self.connector_id)
         owned = True
         try:
-            ref = hook.trigger_sync(self.connector_id, resync=self.resync, force=self.force, **self.sync_options)
+            ref = hook.trigger_sync(self.connector_id, resync=resync, force=force, **self.sync_options)
             self.log.info("started run %s of connector %s", ref.run_id, self.connector_id)
         except ApiConflict as exc:
             active = hook.find_active_sync(self.connector_id)
             if active is None:
                 raise
-            if self.resync:
+            if resync:
                 raise AirflowException(
                     f"connector {self.connector_id} has an active run {active.run_id}; the requested resync "
                     "cannot start before it ends"
