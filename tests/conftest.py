@@ -18,8 +18,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres
+from tests.fixtures.secret_scan import register_secret
 
-pytest_plugins = ["tests.fixtures.cdc_service", "tests.fixtures.fakes", "tests.fixtures.airflow_env"]
+pytest_plugins = [
+    "tests.fixtures.secret_scan",
+    "tests.fixtures.cdc_service",
+    "tests.fixtures.fakes",
+    "tests.fixtures.airflow_env",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ def _start_server(tmp_root: str) -> tuple[PgServer, EmbeddedPostgres | None]:
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     """The session's PostgreSQL server (``wal_level=logical``)."""
     server, embedded = _start_server(str(tmp_path_factory.mktemp("pg")))
+    register_secret(server.password)
     with server.connect() as conn:
         wal_level = conn.execute("SHOW wal_level").fetchone()
     assert wal_level and wal_level[0] == "logical", "the test server needs wal_level=logical"
