@@ -1,0 +1,71 @@
+"""From an Airflow connection to what the HTTP layer needs: base URL, secrets, timeouts, retry policy.
+
+Conventions for every connection type: ``host`` may be a full base URL (``scheme://host:port[/prefix]``) or a bare
+host name (https is assumed); empty means the API's public base URL. Extras ``connect_timeout`` and
+``read_timeout`` (seconds), ``max_retries`` and ``retry_budget_seconds`` tune the HTTP layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_connectors.hooks.retry_policy import RetryPolicy
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+
+
+def base_url(host: str | None, port: int | None, default: str) -> str:
+    """The API's base URL, without a trailing slash."""
+    if not host or not host.strip():
+        if not default:
+            raise ValueError("host: this connection type has no public default URL; give the service's base URL")
+        return default.rstrip("/")
+    text = host.strip()
+    if "://" not in text:
+        text = f"https://{text}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"host: {host!r} is not an http(s) URL or host name")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _number(extra: dict[str, Any], key: str, default: float) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"extra.{key}: expected a number of seconds, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"extra.{key}: must be > 0")
+    return number
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    base_url: str
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    retry: RetryPolicy = RetryPolicy()
+
+    @classmethod
+    def from_connection(cls, conn: Any, default_url: str) -> HttpSettings:
+        extra = conn.extra_dejson or {}
+        retry = RetryPolicy()
+        if extra.get("max_retries") not in (None, ""):
+            retry = replace(retry, max_attempts=int(_number(extra, "max_retries", 5)) + 1)
+        if extra.get("retry_budget_seconds") not in (None, ""):
+            retry = replace(retry, budget_seconds=_number(extra, "retry_budget_seconds", retry.budget_seconds))
+        return cls(
+            base_url=base_url(conn.host, conn.port, default_url),
+            connect_timeout=_number(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            read_timeout=_number(extra, "read_timeout", DEFAULT_READ_TIMEOUT),
+            retry=retry,
+        )
