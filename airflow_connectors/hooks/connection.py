@@ -57,7 +57,9 @@ class HttpSettings:
 
     @classmethod
     def from_connection(cls, conn: Any, default_url: str) -> HttpSettings:
-        extra = conn.extra_dejson or {}
+        # The UI may store form fields as ``extra__<type>__<name>``; accept both spellings.
+        prefix = f"extra__{conn.conn_type}__"
+        extra = {key.removeprefix(prefix): value for key, value in (conn.extra_dejson or {}).items()}
         retry = RetryPolicy()
         if extra.get("max_retries") not in (None, ""):
             retry = replace(retry, max_attempts=int(_number(extra, "max_retries", 5)) + 1)
