@@ -18,6 +18,7 @@ from airflow_connectors.cdc.patch import PatchError, check_patch
 from airflow_connectors.cdc.patch import _check_required as check_required
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
+from airflow_connectors.hooks.postgres_connection import resolve_connection_references
 
 API = "/api/v1"
 # How long ``trigger_sync(force=True)`` waits for the run it cancelled to end.
@@ -67,7 +68,8 @@ class CdcHook(HttpApiHook):
         picks one. ``idempotency_key`` is not needed: an id chosen by the caller makes the create idempotent."""
         connector_id = body.get("id") or ""
         path = f"{API}/connectors/{connector_id}" if connector_id else f"{API}/connectors"
-        return self._call("POST", path, json={**body, "id": connector_id})["connector"]
+        document = resolve_connection_references({**body, "id": connector_id})
+        return self._call("POST", path, json=document, idempotent=bool(connector_id))["connector"]
 
     def get_connector(self, connector_id: str) -> dict[str, Any]:
         return self.get_connector_response(connector_id)["connector"]
@@ -96,6 +98,7 @@ class CdcHook(HttpApiHook):
         removed; with ``current``, also the values it would get after the merge. ``ValueError`` names the field."""
         if not isinstance(patch, dict):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")
+        patch = resolve_connection_references(patch)
         try:
             if current is None:  # without the stored connector: the type and required-field rules
                 for side, model in (("source", Source), ("sink", Sink)):
@@ -111,8 +114,9 @@ class CdcHook(HttpApiHook):
     def patch_connector(self, connector_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Send a merge patch after the checks that need no request (:meth:`validate_patch` without ``current``;
         pass the stored connector to it first for the full check)."""
-        self.validate_patch(patch)
-        return self._call("PATCH", f"{API}/connectors/{connector_id}", json=patch, headers=MERGE_PATCH)["connector"]
+        document = resolve_connection_references(patch)
+        self.validate_patch(document)
+        return self._call("PATCH", f"{API}/connectors/{connector_id}", json=document, headers=MERGE_PATCH)["connector"]
 
     def delete_connector(self, connector_id: str, *, keep_replication_objects: bool = False) -> None:
         params = {"keep_replication_objects": str(keep_replication_objects).lower()}
@@ -128,7 +132,12 @@ class CdcHook(HttpApiHook):
 
     def command(self, connector_id: str, command: str) -> dict[str, Any]:
         """``start`` | ``stop`` | ``pause`` | ``resume``; returns the connector response."""
-        return self._call("POST", f"{API}/connectors/{connector_id}/commands", json={"command": command})
+        return self._call(
+            "POST",
+            f"{API}/connectors/{connector_id}/commands",
+            json={"command": command},
+            idempotent=command != "start",
+        )
 
     def pause_connector(self, connector_id: str) -> None:
         self.command(connector_id, "pause")
@@ -148,7 +157,7 @@ class CdcHook(HttpApiHook):
     def _validate(self, side: str, postgres: dict[str, Any] | None, connector_id: str | None) -> dict[str, Any]:
         params = {"connector_id": connector_id} if connector_id else None
         body = {"postgres": postgres} if postgres is not None else None  # None: the connector's own settings
-        return self._call("POST", f"{API}/validate/{side}", json=body, params=params)
+        return self._call("POST", f"{API}/validate/{side}", json=body, params=params, idempotent=True)
 
     # -- runs -------------------------------------------------------------------------------------------------
     def start_run(
@@ -173,7 +182,7 @@ class CdcHook(HttpApiHook):
     def cancel_run(self, connector_id: str, run_id: str) -> bool:
         """``False`` when the run had already ended."""
         try:
-            self._call("POST", f"{API}/connectors/{connector_id}/runs/{run_id}/cancel")
+            self._call("POST", f"{API}/connectors/{connector_id}/runs/{run_id}/cancel", idempotent=True)
         except ApiConflict:
             return False
         return True
@@ -219,7 +228,7 @@ class CdcHook(HttpApiHook):
 
     async def acancel_sync(self, ref: SyncRef) -> bool:
         try:
-            await self._acall("POST", f"{API}/connectors/{ref.connector_id}/runs/{ref.run_id}/cancel")
+            await self._acall("POST", f"{API}/connectors/{ref.connector_id}/runs/{ref.run_id}/cancel", idempotent=True)
         except ApiConflict:
             return False
         return True

@@ -297,10 +297,15 @@ class SyncConnectorOperator(BaseOperator):
             status = self._wait(hook, ref, deadline)
         return self._finish(context, status)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume from the trigger: check the event is for the awaited run, then succeed or fail with its error."""
-        stored = self._stored_ref(context)
-        expected = stored or SyncRef.from_dict((event or {}).get("ref") or {"conn_type": "", "connector_id": ""})
+    def execute_complete(
+        self, context: Any, event: dict[str, Any], awaited: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume from the trigger: check the event is for the awaited run, then succeed or fail with its error.
+
+        ``awaited`` comes from the defer kwargs; ``dag.test()`` drops those, so the task state store (where the
+        run this task started is kept) is the fallback."""
+        known = SyncRef.from_dict(awaited) if awaited else self._stored_ref(context)
+        expected = known or SyncRef.from_dict((event or {}).get("ref") or {"conn_type": "", "connector_id": ""})
         event = parse_event(event, expected)
         if event["status"] == "timeout":
             raise AirflowException(f"connector {expected.connector_id} run {expected.run_id}: {event['message']}")
@@ -349,7 +354,7 @@ class SyncConnectorOperator(BaseOperator):
             )
             ref, owned = active, False
         store = context.get("task_state_store")
-        if store is not None:
+        if store is not None and owned:  # only a run this task started is re-attached to (and cancelled) later
             store.set(self.state_key, ref.to_dict())
         return ref, owned
 
@@ -367,7 +372,7 @@ class SyncConnectorOperator(BaseOperator):
             owns_run=owned,
         )
         timeout = None if deadline is None else timedelta(seconds=max(deadline - time.time(), 0)) + DEFER_GRACE
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout)
+        self.defer(trigger=trigger, method_name="execute_complete", kwargs={"awaited": ref.to_dict()}, timeout=timeout)
 
     def _wait(self, hook: ConnectorHook, ref: SyncRef, deadline: float | None) -> SyncStatus:
         while True:
