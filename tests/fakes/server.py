@@ -86,6 +86,7 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
+        self.failures: list[str] = []  # handler exceptions, e.g. a response violating the API's schema
         self._faults: list[tuple[re.Pattern[str] | None, Fault]] = []
         self._lock = threading.RLock()
         self._routes = [
@@ -193,8 +194,12 @@ class FakeApi:
             if not self.authorize(request):
                 return 401, self.error_body(401, "invalid credentials"), {}
             routed = Request(**{**request.__dict__, "params": match.groupdict()})
-            with self._lock:  # handlers mutate the fake's state
-                result = function(routed)
+            try:
+                with self._lock:  # handlers mutate the fake's state
+                    result = function(routed)
+            except Exception as exc:  # a bug in the fake (or a contract violation it detected): say so
+                self.failures.append(f"{request.method} {request.path}: {exc}")
+                return 500, self.error_body(500, f"fake {self.name} failed: {exc}"), {}
             return (result[0], result[1], result[2] if len(result) == 3 else {})  # type: ignore[misc]
         if matched_path:
             return 405, self.error_body(405, "method not allowed"), {}

@@ -1,0 +1,308 @@
+"""A fake Fivetran REST API (v1 connections) that follows the published contract and moves syncs over time.
+
+Envelopes ``{"code", "message", "data"}``; 201 on create; cursor paging; HTTP Basic auth (401 otherwise). When
+``../shared/contracts/fivetran-openapi.json`` is present, every request body and every connection it returns is
+validated against Fivetran's own OpenAPI schemas, so the fake cannot drift from the real API unnoticed.
+
+Syncs: ``/sync`` puts a connection in ``syncing``; the first status read after ``sync_seconds`` finishes it
+(``succeeded_at`` or ``failed_at`` set, per ``outcomes``). ``outcomes[id] = "rescheduled"`` makes the next sync
+wait for source quota: ``sync_state = "rescheduled"`` with ``rescheduled_for``; once that time has passed an
+``auto`` connection syncs by itself, a ``manual`` one stays rescheduled until it is triggered again.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from tests.fakes.server import FakeApi, Request, route
+
+SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "fivetran-openapi.json"
+ALLOWED_FREQUENCIES = (1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _integer_enums(node: Any) -> Any:
+    """The spec lists integer enums as strings ("15"); make them integers so real requests validate."""
+    if isinstance(node, dict):
+        fixed = {key: _integer_enums(value) for key, value in node.items()}
+        if fixed.get("type") == "integer" and isinstance(fixed.get("enum"), list):
+            fixed["enum"] = [int(value) for value in fixed["enum"]]
+        return fixed
+    if isinstance(node, list):
+        return [_integer_enums(item) for item in node]
+    return node
+
+
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _without_nulls(value) for key, value in node.items() if value is not None}
+    if isinstance(node, list):
+        return [_without_nulls(item) for item in node]
+    return node
+
+
+class SpecValidator:
+    """Request and response schemas of Fivetran's OpenAPI document (``$ref`` resolved against the whole file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.spec = _integer_enums(json.loads(path.read_text()))
+
+    def _validate(self, schema: dict[str, Any], instance: Any, what: str) -> None:
+        wrapped = {**schema, "components": self.spec["components"]}
+        errors = sorted(jsonschema.Draft7Validator(wrapped).iter_errors(instance), key=lambda e: list(e.path))
+        if errors:
+            first = errors[0]
+            raise AssertionError(f"{what} violates Fivetran's OpenAPI schema at {list(first.path)}: {first.message}")
+
+    def request(self, path: str, method: str, body: Any) -> None:
+        operation = self.spec["paths"][path][method.lower()]
+        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if schema is not None and body is not None:
+            self._validate(schema, body, f"{method} {path} request")
+
+    def connection(self, data: dict[str, Any]) -> None:
+        # The document marks no field nullable, yet the API sends null for "never" (succeeded_at, ...).
+        self._validate({"$ref": "#/components/schemas/ConnectorResponseV1"}, _without_nulls(data), "connection response")
+
+
+class FakeFivetran(FakeApi):
+    name = "fivetran"
+    error_body = staticmethod(lambda status, message: {"code": f"Http{status}", "message": message})
+
+    def __init__(self, api_key: str = "fivetran-key", api_secret: str = "fivetran-secret-9e1f") -> None:
+        super().__init__()
+        self.api_key, self.api_secret = api_key, api_secret
+        self.connections: dict[str, dict[str, Any]] = {}
+        self.outcomes: dict[str, str] = {}  # connection id -> "succeeded" | "failed" | "rescheduled"
+        self.sync_seconds = 0.3
+        self.reschedule_seconds = 1.0
+        self._finish_at: dict[str, datetime] = {}
+        self._ids = itertools.count(1)
+        self.spec = SpecValidator(SPEC_PATH) if SPEC_PATH.exists() else None
+        self.sync_requests: list[tuple[str, dict[str, Any]]] = []  # (connection id, body) of /sync, /resync...
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def authorize(self, request: Request) -> bool:
+        expected = base64.b64encode(f"{self.api_key}:{self.api_secret}".encode()).decode()
+        return request.headers.get("authorization") == f"Basic {expected}"
+
+    @staticmethod
+    def ok(data: Any = None, message: str | None = None, status: int = 200) -> tuple[int, Any]:
+        body: dict[str, Any] = {"code": "Success"}
+        if message:
+            body["message"] = message
+        if data is not None:
+            body["data"] = data
+        return status, body
+
+    @staticmethod
+    def error(status: int, code: str, message: str) -> tuple[int, Any]:
+        return status, {"code": code, "message": message}
+
+    def _check(self, request: Request, template: str) -> tuple[int, Any] | None:
+        if self.spec is None:
+            return None
+        try:
+            self.spec.request(template, request.method, request.body)
+        except AssertionError as exc:
+            return self.error(400, "InvalidInput", str(exc))
+        return None
+
+    def _view(self, connection: dict[str, Any]) -> dict[str, Any]:
+        self._advance(connection)
+        view = {key: value for key, value in connection.items() if not key.startswith("_")}
+        if self.spec is not None:
+            self.spec.connection(view)
+        return view
+
+    def _advance(self, connection: dict[str, Any]) -> None:
+        """Move the connection's sync along: time passes between status reads."""
+        status, now, cid = connection["status"], _now(), connection["id"]
+        if status["sync_state"] == "rescheduled" and status.get("rescheduled_for"):
+            # A manual connection stays rescheduled (the time has passed) until someone triggers it again.
+            due = datetime.fromisoformat(status["rescheduled_for"].replace("Z", "+00:00"))
+            if now >= due and connection["schedule_type"] == "auto":
+                status["rescheduled_for"] = None
+                self._start(connection)
+        if status["sync_state"] == "syncing" and now >= self._finish_at.get(cid, now):
+            outcome = self.outcomes.pop(cid, "succeeded")
+            if outcome == "rescheduled":
+                status["sync_state"] = "rescheduled"
+                status["rescheduled_for"] = _iso(now + timedelta(seconds=self.reschedule_seconds))
+                return
+            connection["succeeded_at" if outcome == "succeeded" else "failed_at"] = _iso(now)
+            status["sync_state"] = "scheduled"
+            status["is_historical_sync"] = False
+
+    def _start(self, connection: dict[str, Any]) -> None:
+        connection["status"]["sync_state"] = "syncing"
+        self._finish_at[connection["id"]] = _now() + timedelta(seconds=self.sync_seconds)
+
+    def _get(self, request: Request) -> dict[str, Any] | None:
+        return self.connections.get(request.params["id"])
+
+    def _missing(self, request: Request) -> tuple[int, Any]:
+        return self.error(404, "NotFound_Connection", f"Connection with id '{request.params['id']}' doesn't exist")
+
+    # -- routes ------------------------------------------------------------------------------------------------
+    @route("POST", r"/v1/connections")
+    def create(self, request: Request) -> tuple[int, Any]:
+        if (invalid := self._check(request, "/v1/connections")) is not None:
+            return invalid
+        body = request.body or {}
+        for field in ("group_id", "service"):
+            if not body.get(field):
+                return self.error(400, "InvalidInput", f"Missing required field: {field}")
+        schema = (body.get("config") or {}).get("schema") or f"{body['service']}_{next(self._ids)}"
+        if any(c["schema"] == schema and c["group_id"] == body["group_id"] for c in self.connections.values()):
+            return self.error(409, "Conflict", f"Connection with schema '{schema}' already exists in the group")
+        cid = f"conn_{next(self._ids)}"
+        self.connections[cid] = {
+            "id": cid,
+            "group_id": body["group_id"],
+            "service": body["service"],
+            "service_version": 1,
+            "schema": schema,
+            "paused": bool(body.get("paused", False)),
+            "pause_after_trial": bool(body.get("pause_after_trial", False)),
+            "sync_frequency": int(body.get("sync_frequency", 360)),
+            "schedule_type": body.get("schedule_type", "auto"),
+            "data_delay_sensitivity": body.get("data_delay_sensitivity", "NORMAL"),
+            "created_at": _iso(_now()),
+            "succeeded_at": None,
+            "failed_at": None,
+            "status": {
+                "setup_state": "connected",
+                "sync_state": "paused" if body.get("paused") else "scheduled",
+                "update_state": "on_schedule",
+                "is_historical_sync": True,
+                "tasks": [],
+                "warnings": [],
+            },
+            "config": body.get("config", {}),
+        }
+        if "daily_sync_time" in body:
+            self.connections[cid]["daily_sync_time"] = body["daily_sync_time"]
+        return self.ok(self._view(self.connections[cid]), "Connection has been created", status=201)
+
+    @route("GET", r"/v1/connections")
+    def list(self, request: Request) -> tuple[int, Any]:
+        try:
+            limit = int(request.arg("limit", "100") or 100)
+        except ValueError:
+            return self.error(400, "InvalidInput", "limit must be an integer")
+        if not 1 <= limit <= 1000:
+            return self.error(400, "InvalidInput", "limit must be between 1 and 1000")
+        items = sorted(self.connections.values(), key=lambda c: int(c["id"].split("_")[1]))
+        if group := request.arg("group_id"):
+            items = [c for c in items if c["group_id"] == group]
+        cursor = request.arg("cursor")
+        if cursor:
+            if not re.fullmatch(r"after:conn_\d+", cursor):
+                return self.error(400, "InvalidInput", "invalid cursor")
+            after = int(cursor.split("_")[1])
+            items = [c for c in items if int(c["id"].split("_")[1]) > after]
+        page = items[:limit]
+        next_cursor = f"after:{page[-1]['id']}" if len(items) > limit else None
+        return self.ok({"items": [self._view(c) for c in page], "next_cursor": next_cursor})
+
+    @route("GET", r"/v1/connections/(?P<id>[^/]+)")
+    def get(self, request: Request) -> tuple[int, Any]:
+        connection = self._get(request)
+        return self.ok(self._view(connection)) if connection else self._missing(request)
+
+    @route("PATCH", r"/v1/connections/(?P<id>[^/]+)")
+    def update(self, request: Request) -> tuple[int, Any]:
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        if (invalid := self._check(request, "/v1/connections/{connectionId}")) is not None:
+            return invalid
+        body = dict(request.body or {})
+        frequency = body.get("sync_frequency", connection["sync_frequency"])
+        if "daily_sync_time" in body and frequency != 1440:
+            return self.error(400, "InvalidInput", "daily_sync_time can only be set with sync_frequency 1440")
+        for key in ("paused", "sync_frequency", "daily_sync_time", "schedule_type", "pause_after_trial",
+                    "data_delay_sensitivity", "data_delay_threshold", "networking_method", "config"):
+            if key in body:
+                connection[key] = body[key]
+        if "paused" in body:
+            connection["status"]["sync_state"] = "paused" if body["paused"] else "scheduled"
+        if body.get("is_historical_sync"):
+            connection["status"]["is_historical_sync"] = True
+            self._start(connection)
+        return self.ok(self._view(connection), "Connection has been updated")
+
+    @route("DELETE", r"/v1/connections/(?P<id>[^/]+)")
+    def delete(self, request: Request) -> tuple[int, Any]:
+        if self.connections.pop(request.params["id"], None) is None:
+            return self._missing(request)
+        return self.ok(message="Connection has been deleted")
+
+    @route("POST", r"/v1/connections/(?P<id>[^/]+)/sync")
+    def sync(self, request: Request) -> tuple[int, Any]:
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        if (invalid := self._check(request, "/v1/connections/{connectionId}/sync")) is not None:
+            return invalid
+        self._advance(connection)
+        if connection["paused"]:
+            return self.error(409, "Conflict", "Connection is paused")
+        force = bool((request.body or {}).get("force"))
+        self.sync_requests.append((connection["id"], {"kind": "sync", "force": force}))
+        if connection["status"]["sync_state"] != "syncing" or force:
+            connection["status"]["rescheduled_for"] = None
+            self._start(connection)
+        return self.ok(message="Sync has been successfully triggered for connection with id " + connection["id"])
+
+    @route("POST", r"/v1/connections/(?P<id>[^/]+)/resync")
+    def resync(self, request: Request) -> tuple[int, Any]:
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        if (invalid := self._check(request, "/v1/connections/{connectionId}/resync")) is not None:
+            return invalid
+        scope = (request.body or {}).get("scope")
+        if scope is not None and not scope:
+            return self.error(400, "InvalidInput", "scope must not be empty")
+        self.sync_requests.append((connection["id"], {"kind": "resync", "scope": scope}))
+        connection["status"]["is_historical_sync"] = True
+        self._start(connection)
+        return self.ok(message="Re-sync has been triggered successfully")
+
+    @route("POST", r"/v1/connections/(?P<id>[^/]+)/schemas/tables/resync")
+    def resync_tables(self, request: Request) -> tuple[int, Any]:
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        body = request.body
+        if not isinstance(body, dict) or not body or not all(isinstance(v, list) and v for v in body.values()):
+            return self.error(400, "InvalidInput", "body must map schema names to non-empty table lists")
+        self.sync_requests.append((connection["id"], {"kind": "resync_tables", "tables": body}))
+        self._start(connection)
+        return self.ok(message="Re-sync has been triggered successfully")
+
+    @route("POST", r"/v1/connections/(?P<id>[^/]+)/test")
+    def setup_tests(self, request: Request) -> tuple[int, Any]:
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        view = self._view(connection)
+        view["setup_tests"] = [{"title": "Connecting to the source", "status": "PASSED", "message": ""}]
+        return self.ok(view, "Setup tests have been completed")
