@@ -41,7 +41,8 @@ DEFER_GRACE = timedelta(minutes=2)
 
 
 def load_json_object(value: dict[str, Any] | str, *, field: str, base_dir: Path | None = None) -> dict[str, Any]:
-    """A dict as given, a JSON object in a string, or a JSON file (relative paths: next to the DAG file)."""
+    """A dict as given, a JSON object (or a dict literal rendered from XCom) in a string, or a JSON file (relative
+    paths: next to the DAG file)."""
     if isinstance(value, dict):
         return value
     if not isinstance(value, str):
@@ -57,7 +58,10 @@ def load_json_object(value: dict[str, Any] | str, *, field: str, base_dir: Path 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{field}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        try:  # a dict rendered by Jinja from an XCom is a Python literal, not JSON
+            data = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{field}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{field}: expected a JSON object")
     return data
