@@ -122,3 +122,12 @@ def test_run_id_templated_from_the_sync_operator(airflow_env: AirflowEnv, cdc_co
     result = airflow_env.run_dag(dag)
 
     assert result.task_states == {"start": "success", "wait": "success"}, result.logs
+
+
+def test_refuses_a_connection_of_another_api(airflow_env: AirflowEnv, airflow_connection, runs: RunsClient) -> None:
+    conn_id = airflow_connection("not_cdc", conn_type="fivetran_api", host="http://127.0.0.1:9", password="k")
+
+    result = run_sensor(airflow_env, conn_id, "c", "r")
+
+    assert result.task_states == {"wait": "failed"}
+    assert "not_cdc is a fivetran_api connection, expected cdc_core" in result.logs

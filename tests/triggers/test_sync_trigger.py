@@ -143,3 +143,20 @@ def test_polling_never_blocks_the_event_loop(cdc_conn: str, runs: RunsClient) ->
 
     assert worst_gap < 0.25, f"the event loop was blocked for {worst_gap:.3f}s"
     wait_run_state(runs, connector_id, run_id, "cancelled")
+
+
+@pytest.mark.slow
+def test_a_429_storm_longer_than_the_retry_budget_is_waited_out(fake_fivetran) -> None:  # type: ignore[no-untyped-def]
+    from airflow_connectors.hooks.fivetran import FivetranHook
+    from tests.fakes.server import rate_limited
+
+    hook = FivetranHook("fivetran_default")
+    connection = hook.create_connector({"group_id": "grp", "service": "postgres", "config": {"schema": "storm"}})
+    ref = hook.trigger_sync(connection["id"])
+    fake_fivetran.inject(rate_limited(0.1), times=9)  # more than one request's 6 attempts
+    trigger = SyncTrigger(conn_id="fivetran_default", ref=ref.to_dict(), deadline=time.time() + 60, poll_interval=0.1)
+
+    payload = asyncio.run(_first_event(trigger))
+
+    assert payload["status"] == "success", payload
+    assert len([r for r in fake_fivetran.requests_to("GET", r"/v1/connections/.*")]) >= 10
