@@ -313,6 +313,8 @@ class SyncConnectorOperator(BaseOperator):
         event = parse_event(event, expected)
         if event["status"] == "timeout":
             raise AirflowException(f"connector {expected.connector_id} run {expected.run_id}: {event['message']}")
+        if event["sync"] is None:  # polling failed for good (an error event without a final state)
+            raise AirflowException(event["message"])
         return self._finish(context, status_from_dict(event["sync"]))
 
     def on_kill(self) -> None:

@@ -110,6 +110,8 @@ class ConnectorSyncSensor(BaseSensorOperator):
         event = parse_event(event, ref)
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"connector {ref.connector_id} run {ref.run_id}: {event['message']}")
+        if event["sync"] is None:  # polling failed for good (an error event without a final state)
+            raise AirflowFailException(event["message"])
         status = status_from_dict(event["sync"])
         self.log.info("%s", progress_line(status))
         if error := outcome_error(status, min_rows=self.min_rows, max_lag_bytes=self.max_lag_bytes):

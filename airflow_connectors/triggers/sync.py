@@ -22,11 +22,13 @@ from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncState, SyncStatus
+from airflow_connectors.hooks.http import ApiError
 from airflow_connectors.hooks.registry import hook_for
 from airflow_connectors.waiting import TRANSIENT_ERRORS, progress_line
 
 EVENT_STATUSES = frozenset({"success", "error", "cancelled", "timeout"})
 _EVENT_FOR_STATE = {SyncState.SUCCESS: "success", SyncState.FAILED: "error", SyncState.CANCELLED: "cancelled"}
+_EVENT_FOR_STATE_VALUE = {state.value: event for state, event in _EVENT_FOR_STATE.items()}
 # How long ``on_kill`` / a deadline may spend cancelling the external run.
 CANCEL_TIMEOUT_SECONDS = 20.0
 
@@ -55,11 +57,12 @@ def parse_event(event: Any, ref: SyncRef) -> dict[str, Any]:
         raise AirflowException(
             f"trigger event for run {event.get('run_id')!r} does not match the awaited run {ref.run_id!r}"
         )
-    if status != "timeout":
-        sync = event.get("sync")
-        state = sync.get("state") if isinstance(sync, dict) else None
-        if state is None or _EVENT_FOR_STATE.get(SyncState(state)) != status:
-            raise AirflowException(f"trigger event {status!r} does not match the run state {state!r}")
+    sync = event.get("sync")
+    if status == "timeout" or (status == "error" and sync is None):  # no final state: deadline, or polling failed
+        return event
+    state = sync.get("state") if isinstance(sync, dict) else None
+    if _EVENT_FOR_STATE_VALUE.get(state) != status:
+        raise AirflowException(f"trigger event {status!r} does not match the run state {state!r}")
     return event
 
 
@@ -114,6 +117,9 @@ class SyncTrigger(BaseTrigger):
                 status = await hook.aget_sync_status(ref)
             except TRANSIENT_ERRORS as exc:  # the HTTP layer already retried: keep polling until the deadline
                 self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
+            except ApiError as exc:  # auth, not found...: polling again will not help; say why, without a secret
+                yield TriggerEvent(sync_event("error", f"polling run {ref.run_id} failed: {exc}", ref))
+                return
             else:
                 self.log.info("%s", progress_line(status))
                 if status.state.terminal:

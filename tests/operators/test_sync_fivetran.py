@@ -123,3 +123,21 @@ def test_create_by_schema_name_then_sensor_on_the_sync_reference(
     assert again.task_states == first.task_states, again.logs
     assert first.xcom("create") == again.xcom("create")
     assert len(fake_fivetran.connections) == 1
+
+
+def test_patch_is_validated_against_fivetran_value_sets_before_sending(
+    airflow_env: AirflowEnv, fake_fivetran: FakeFivetran
+) -> None:
+    from airflow.sdk import DAG
+
+    from airflow_connectors.operators.connector import PatchConnectorOperator
+
+    connector_id = new_connection(fake_fivetran)
+    with DAG(f"ft_{uuid.uuid4().hex[:10]}", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        PatchConnectorOperator(task_id="patch", conn_id=CONN_ID, connector_id=connector_id, patch={"sync_frequency": 7})
+
+    result = airflow_env.run_dag(dag)
+
+    assert result.task_states == {"patch": "failed"}
+    assert "sync_frequency" in result.logs
+    assert fake_fivetran.requests_to("PATCH", r"/v1/connections/.*") == []

@@ -44,6 +44,7 @@ def _event(**changes: Any) -> dict[str, Any]:
         (_event(run_id="r2"), "does not match the awaited run"),
         (_event(status="error"), "does not match the run state"),
         (_event(sync=None), "does not match the run state"),
+        (_event(status="cancelled", sync=None), "does not match the run state"),
     ],
 )
 def test_events_are_validated_on_resume(event: Any, error: str) -> None:
@@ -54,6 +55,7 @@ def test_events_are_validated_on_resume(event: Any, error: str) -> None:
 def test_valid_events_pass() -> None:
     assert parse_event(_event(), REF)["status"] == "success"
     assert parse_event(_event(status="timeout", sync=None), REF)["status"] == "timeout"
+    assert parse_event(_event(status="error", sync=None), REF)["status"] == "error"
 
 
 async def _first_event(trigger: SyncTrigger) -> dict[str, Any]:
@@ -160,3 +162,15 @@ def test_a_429_storm_longer_than_the_retry_budget_is_waited_out(fake_fivetran) -
 
     assert payload["status"] == "success", payload
     assert len([r for r in fake_fivetran.requests_to("GET", r"/v1/connections/.*")]) >= 10
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_be_polled_ends_in_an_error_event(cdc_conn: str, runs: RunsClient) -> None:
+    connector_id = runs.create_connector("ok")
+    trigger = SyncTrigger(conn_id=cdc_conn, ref=_ref(connector_id, "no-such-run"), poll_interval=0.1)
+
+    payload = asyncio.run(_first_event(trigger))
+
+    assert payload["status"] == "error" and payload["sync"] is None
+    assert "polling run no-such-run failed" in payload["message"] and "404" in payload["message"]
+    parse_event(payload, SyncRef.from_dict(_ref(connector_id, "no-such-run")))
