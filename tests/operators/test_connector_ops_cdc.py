@@ -63,6 +63,16 @@ def test_create_then_fail_reuse_or_update_by_name(
     assert runs.connector(connector_id)["connector"]["buffer"]["max_rows"] == 777
     for result in (created, again, reused, updated):
         assert_no_secret(result.logs + repr(result.xcoms), fake_cdc.token, runs.source["password"])
+    assert_no_secret(repr(rendered_fields()), runs.source["password"])  # the UI's "Rendered Template" view
+
+
+def rendered_fields() -> list[Any]:
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(session.execute(select(RenderedTaskInstanceFields.rendered_fields)).scalars())
 
 
 def test_update_refuses_an_immutable_change_before_sending(
