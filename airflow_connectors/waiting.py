@@ -82,3 +82,12 @@ def wait_deadline(
         start = started_at.timestamp() if started_at is not None else time.time()
         candidates.append(start + execution_timeout.total_seconds())
     return min(candidates) if candidates else None
+
+
+# Extra time Airflow gives a deferred task past the trigger's own deadline: the trigger (which cancels an owned run
+# and says why) fires first; Airflow's deferral timeout is only the safety net.
+DEFER_GRACE = timedelta(minutes=2)
+
+
+def defer_timeout(deadline: float | None) -> timedelta | None:
+    return None if deadline is None else timedelta(seconds=max(deadline - time.time(), 0)) + DEFER_GRACE

@@ -28,6 +28,7 @@ from airflow_connectors.links import CONNECTOR_URL_KEY, RUN_URL_KEY, ConnectorLi
 from airflow_connectors.triggers.sync import SyncTrigger, parse_event
 from airflow_connectors.waiting import (
     TRANSIENT_ERRORS,
+    defer_timeout,
     outcome_error,
     progress_line,
     status_from_dict,
@@ -35,9 +36,6 @@ from airflow_connectors.waiting import (
 )
 
 IfExists = Literal["fail", "reuse", "update"]
-# Extra time the triggerer gives the trigger past its own deadline, so the trigger (which cancels the run) fires
-# first and Airflow's deferral timeout is only a safety net.
-DEFER_GRACE = timedelta(minutes=2)
 
 
 def load_json_object(value: dict[str, Any] | str, *, field: str, base_dir: Path | None = None) -> dict[str, Any]:
@@ -377,8 +375,12 @@ class SyncConnectorOperator(BaseOperator):
             poll_interval=self.poll_interval,
             owns_run=owned,
         )
-        timeout = None if deadline is None else timedelta(seconds=max(deadline - time.time(), 0)) + DEFER_GRACE
-        self.defer(trigger=trigger, method_name="execute_complete", kwargs={"awaited": ref.to_dict()}, timeout=timeout)
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            kwargs={"awaited": ref.to_dict()},
+            timeout=defer_timeout(deadline),
+        )
 
     def _wait(self, hook: ConnectorHook, ref: SyncRef, deadline: float | None) -> SyncStatus:
         while True:

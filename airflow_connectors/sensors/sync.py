@@ -7,9 +7,7 @@ cancels it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, conf
@@ -20,7 +18,14 @@ from airflow_connectors.hooks.registry import get_hook
 from airflow_connectors.links import RUN_URL_KEY, ConnectorRunLink
 from airflow_connectors.operators.connector import load_json_object
 from airflow_connectors.triggers.sync import SyncTrigger, parse_event
-from airflow_connectors.waiting import TRANSIENT_ERRORS, outcome_error, progress_line, status_from_dict
+from airflow_connectors.waiting import (
+    TRANSIENT_ERRORS,
+    defer_timeout,
+    outcome_error,
+    progress_line,
+    status_from_dict,
+    wait_deadline,
+)
 
 
 class ConnectorSyncSensor(BaseSensorOperator):
@@ -93,17 +98,17 @@ class ConnectorSyncSensor(BaseSensorOperator):
         if self.poke(context):
             return
         ref = self._ref(get_hook(self.conn_id))
-        timeout = float(self.timeout)
+        deadline = wait_deadline(
+            timeout=float(self.timeout), execution_timeout=self.execution_timeout, started_at=context["ti"].start_date
+        )
         trigger = SyncTrigger(
             conn_id=self.conn_id,
             ref=ref.to_dict(),
-            deadline=time.time() + timeout,
+            deadline=deadline,
             poll_interval=float(self.poke_interval),
             owns_run=False,
         )
-        self.defer(
-            trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=timeout) + timedelta(minutes=2)
-        )
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=defer_timeout(deadline))
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         ref = self._ref(get_hook(self.conn_id))

@@ -131,3 +131,18 @@ def test_refuses_a_connection_of_another_api(airflow_env: AirflowEnv, airflow_co
 
     assert result.task_states == {"wait": "failed"}
     assert "not_cdc is a fivetran_api connection, expected cdc_core" in result.logs
+
+
+def test_execution_timeout_bounds_a_deferred_sensor(airflow_env: AirflowEnv, cdc_conn: str, runs: RunsClient) -> None:
+    from datetime import timedelta
+
+    connector_id = runs.create_connector("block")
+    run_id = runs.start(connector_id)
+
+    result = run_sensor(
+        airflow_env, cdc_conn, connector_id, run_id, deferrable=True, execution_timeout=timedelta(seconds=2)
+    )
+
+    assert result.task_states == {"wait": "failed"}
+    assert "deadline passed while the run was" in result.logs
+    assert runs.cancel(connector_id, run_id).status_code == 202
