@@ -1,0 +1,254 @@
+"""Apply decoded changes to the sink in batches: COPY into a staging table, then one statement per kind per table.
+
+Per batch and table only the last change of each key is applied (the final state is what matters, and the source
+transaction order is kept for every key). UPDATEs whose TOASTed columns arrive ``UNCHANGED`` keep the value the
+sink has, or the value an earlier change of the same batch gave, so no value is ever replaced by NULL and REPLICA
+IDENTITY FULL is not needed. Tables without a key (REPLICA IDENTITY FULL) are applied change by change, matching
+one row on its whole old value. Nothing here commits: the stream commits a batch together with its checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from airflow_connectors.cdc.engine.interface import TableCounters
+from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
+from airflow_connectors.cdc.engine.plan import TablePlan
+from airflow_connectors.cdc.engine.sink_schema import table_ident
+
+_ESCAPES = {ord("\\"): b"\\\\", ord("\t"): b"\\t", ord("\n"): b"\\n", ord("\r"): b"\\r"}
+
+
+def _copy_field(value: Value) -> bytes:
+    if value is None or value is UNCHANGED:
+        return b"\\N"
+    assert isinstance(value, bytes)
+    if b"\\" in value or b"\t" in value or b"\n" in value or b"\r" in value:
+        return b"".join(_ESCAPES.get(byte, bytes((byte,))) for byte in value)
+    return value
+
+
+def _text(value: Value) -> str | None:
+    return None if value is None or value is UNCHANGED else value.decode()  # type: ignore[union-attr]
+
+
+@dataclass
+class TableBatch:
+    """The changes of one table waiting in the current batch."""
+
+    plan: TablePlan
+    changes: dict[tuple[Value, ...], tuple[str, Row]] = field(default_factory=dict)  # key -> (op, row), keyed tables
+    ordered: list[tuple[str, Row | None, Row | None]] = field(default_factory=list)  # (op, old, new), unkeyed tables
+    counters: TableCounters = field(default_factory=TableCounters)
+
+    def __len__(self) -> int:
+        return len(self.changes) + len(self.ordered)
+
+
+class Applier:
+    """Buffers changes per table and writes them into the sink's open transaction on :meth:`flush`."""
+
+    def __init__(self, sink: psycopg.Connection[Any]) -> None:
+        self.sink = sink
+        self.batches: dict[str, TableBatch] = {}
+        self.rows = 0  # buffered changes
+        self.bytes = 0
+        self._staged: set[str] = set()
+
+    # -- buffering -----------------------------------------------------------------------------------------------
+    def _batch(self, plan: TablePlan) -> TableBatch:
+        batch = self.batches.get(plan.name)
+        if batch is None or batch.plan is not plan:
+            if batch is not None:  # the plan changed (schema drift): apply what was buffered under the old one
+                self.flush_table(batch)
+            batch = self.batches[plan.name] = TableBatch(plan)
+        return batch
+
+    def _key(self, plan: TablePlan, row: Row) -> tuple[Value, ...]:
+        return tuple(row[plan.column_names.index(name)] for name in plan.key)
+
+    def _account(self, row: Row | None) -> None:
+        self.rows += 1
+        if row is not None:
+            self.bytes += sum(len(value) for value in row if isinstance(value, bytes))
+
+    def insert(self, plan: TablePlan, row: Row) -> None:
+        batch = self._batch(plan)
+        batch.counters.inserts += 1
+        if plan.key:
+            batch.changes[self._key(plan, row)] = ("I", row)
+        else:
+            batch.ordered.append(("I", None, row))
+        self._account(row)
+
+    def update(self, plan: TablePlan, old: Row | None, new: Row) -> None:
+        batch = self._batch(plan)
+        batch.counters.updates += 1
+        if not plan.key:
+            batch.ordered.append(("U", old, new))
+            self._account(new)
+            return
+        key = self._key(plan, new)
+        if old is not None and any(value is not None for value in old):
+            old_key = self._key(plan, old)
+            if old_key != key:  # the key itself changed: the old row goes away
+                batch.changes.pop(old_key, None)
+                batch.changes[old_key] = ("D", old)
+        previous = batch.changes.get(key)
+        if previous is not None and previous[0] != "D" and any(value is UNCHANGED for value in new):
+            # An earlier change of this batch holds the current value of the unchanged TOASTed columns.
+            new = tuple(prev if value is UNCHANGED else value for value, prev in zip(new, previous[1], strict=True))
+        op = "I" if previous is not None and previous[0] == "I" else "U"
+        batch.changes.pop(key, None)  # re-insert: dict order is the order of each key's last change
+        batch.changes[key] = (op if UNCHANGED not in new else "U", new)
+        self._account(new)
+
+    def delete(self, plan: TablePlan, old: Row) -> None:
+        batch = self._batch(plan)
+        batch.counters.deletes += 1
+        if plan.key:
+            key = self._key(plan, old)
+            batch.changes.pop(key, None)
+            batch.changes[key] = ("D", old)
+        else:
+            batch.ordered.append(("D", old, None))
+        self._account(old)
+
+    def truncate(self, plans: list[TablePlan]) -> None:
+        """TRUNCATE in order: what was buffered for those tables is obsolete, the sink tables are emptied now."""
+        for plan in plans:
+            batch = self.batches.get(plan.name)
+            if batch is not None:
+                batch.changes.clear()
+                batch.ordered.clear()
+            self.sink.execute(sql.SQL("TRUNCATE {}").format(table_ident(plan)))
+
+    # -- writing -------------------------------------------------------------------------------------------------
+    def flush(self) -> dict[str, TableCounters]:
+        """Write every buffered change into the sink's open transaction; returns the counters of what was written."""
+        written = {}
+        for batch in list(self.batches.values()):
+            self.flush_table(batch)
+            written[batch.plan.name] = batch.counters
+        self.batches.clear()
+        self.rows = self.bytes = 0
+        return written
+
+    def flush_table(self, batch: TableBatch) -> None:
+        if batch.plan.key:
+            self._apply_keyed(batch)
+        else:
+            self._apply_unkeyed(batch)
+        batch.changes.clear()
+        batch.ordered.clear()
+
+    def _stage_name(self, plan: TablePlan) -> sql.Identifier:
+        return sql.Identifier(f"stage_{abs(hash(plan.name)) % 10**12}_{len(plan.columns)}")
+
+    def _ensure_stage(self, plan: TablePlan) -> sql.Identifier:
+        stage = self._stage_name(plan)
+        if stage.as_string(self.sink) not in self._staged:
+            columns = [sql.SQL("op \"char\"")]
+            columns += [sql.SQL("{} text").format(sql.Identifier(f"v{i}")) for i in range(len(plan.columns))]
+            columns += [sql.SQL("{} boolean").format(sql.Identifier(f"u{i}")) for i in range(len(plan.columns))]
+            self.sink.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(stage, sql.SQL(", ").join(columns)))
+            self._staged.add(stage.as_string(self.sink))
+        return stage
+
+    def _apply_keyed(self, batch: TableBatch) -> None:
+        if not batch.changes:
+            return
+        plan = batch.plan
+        stage = self._ensure_stage(plan)
+        width = len(plan.columns)
+        self.sink.execute(sql.SQL("TRUNCATE {}").format(stage))
+        with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} FROM STDIN").format(stage)) as copy:
+            chunk: list[bytes] = []
+            for op, row in batch.changes.values():
+                flags = [b"t" if value is UNCHANGED else b"f" for value in row]
+                chunk.append(b"\t".join([op.encode(), *map(_copy_field, row), *flags]) + b"\n")
+                if len(chunk) >= 2000:
+                    copy.write(b"".join(chunk))
+                    chunk.clear()
+            if chunk:
+                copy.write(b"".join(chunk))
+        target = table_ident(plan)
+        index = {name: i for i, name in enumerate(plan.column_names)}
+
+        def value(i: int) -> sql.Composable:
+            return sql.SQL("s.{}::{}").format(sql.Identifier(f"v{i}"), sql.SQL(plan.columns[i].sink_type))
+
+        key_match = sql.SQL(" AND ").join(
+            sql.SQL("t.{} = {}").format(sql.Identifier(name), value(index[name])) for name in plan.key
+        )
+        self.sink.execute(
+            sql.SQL("DELETE FROM {} AS t USING {} AS s WHERE s.op = 'D' AND {}").format(target, stage, key_match)
+        )
+        assignments = [
+            sql.SQL("{} = CASE WHEN s.{} THEN t.{} ELSE {} END").format(
+                sql.Identifier(column.name), sql.Identifier(f"u{i}"), sql.Identifier(column.name), value(i)
+            )
+            for i, column in enumerate(plan.columns)
+            if column.name not in plan.key
+        ]
+        if assignments:
+            self.sink.execute(
+                sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE s.op = 'U' AND {}").format(
+                    target, sql.SQL(", ").join(assignments), stage, key_match
+                )
+            )
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
+        values = sql.SQL(", ").join(value(i) for i in range(width))
+        conflict = sql.SQL(", ").join(sql.Identifier(name) for name in plan.key)
+        updates = [
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name)) for name in plan.column_names if name not in plan.key
+        ]
+        on_conflict = (
+            sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(updates)) if updates else sql.SQL("DO NOTHING")
+        )
+        # Updates of rows the sink does not have yet (inserted earlier in this batch) are inserts.
+        self.sink.execute(
+            sql.SQL(
+                "INSERT INTO {} AS t ({}) SELECT {} FROM {} AS s WHERE s.op = 'I' OR (s.op = 'U' AND NOT EXISTS"
+                " (SELECT 1 FROM {} AS t WHERE {})) ON CONFLICT ({}) {}"
+            ).format(target, columns, values, stage, target, key_match, conflict, on_conflict)
+        )
+
+    def _apply_unkeyed(self, batch: TableBatch) -> None:
+        plan = batch.plan
+        target = table_ident(plan)
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
+        params = sql.SQL(", ").join(
+            sql.SQL("%s::{}").format(sql.SQL(column.sink_type)) for column in plan.columns
+        )
+        # Whole-row match through the text form of each value (types like json have no equality operator).
+        match = sql.SQL(" AND ").join(
+            sql.SQL("{}::text IS NOT DISTINCT FROM (%s::{})::text").format(
+                sql.Identifier(column.name), sql.SQL(column.sink_type)
+            )
+            for column in plan.columns
+        )
+        one_row = sql.SQL("ctid = (SELECT ctid FROM {} WHERE {} LIMIT 1)").format(target, match)
+        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(target, columns, params)
+        delete = sql.SQL("DELETE FROM {} WHERE {}").format(target, one_row)
+        assign = sql.SQL(", ").join(
+            sql.SQL("{} = %s::{}").format(sql.Identifier(column.name), sql.SQL(column.sink_type)) for column in plan.columns
+        )
+        update = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assign, one_row)
+        with self.sink.cursor() as cur:
+            for op, old, new in batch.ordered:
+                if op == "I":
+                    assert new is not None
+                    cur.execute(insert, [_text(v) for v in new])
+                elif op == "D":
+                    assert old is not None
+                    cur.execute(delete, [_text(v) for v in old])
+                else:
+                    assert new is not None
+                    before = old if old is not None else new
+                    merged = [b if n is UNCHANGED else n for n, b in zip(new, before, strict=True)]
+                    cur.execute(update, [*map(_text, merged), *map(_text, before)])

@@ -1,0 +1,102 @@
+"""Schema drift: a Relation message whose columns differ from the table's plan, handled per ``migration_strategy``.
+
+Added columns are added to the sink table (``apply``) or fail the run; dropped columns are kept (``keep``: the sink
+column stays and new rows leave it NULL), dropped (``apply``) or fail the run; a column whose type changed fails the
+run with the remedy (``fail``) or is converted (``apply``). The plan that comes back maps the Relation's columns to
+the sink's, so the rows that follow are applied with the new shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from airflow_connectors.cdc.engine.interface import EngineError
+from airflow_connectors.cdc.engine.pgoutput import Relation
+from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
+from airflow_connectors.cdc.engine.sink_schema import table_ident
+from airflow_connectors.cdc.models import CatalogTable, MigrationStrategy
+
+
+def _type_of(source: psycopg.Connection[Any], oid: int, typmod: int) -> tuple[str, str]:
+    """(source type, sink type) of a column type seen in a Relation message."""
+    row = source.execute(
+        "SELECT format_type(t.oid, %s), t.typtype::text, format_type(t.typbasetype, t.typtypmod)"
+        " FROM pg_type t WHERE t.oid = %s",
+        (typmod, oid),
+    ).fetchone()
+    if row is None:
+        raise EngineError(f"unknown column type oid {oid} on the source")
+    source_type, typtype, base = row
+    return source_type, {"e": "text", "d": base, "c": "text"}.get(typtype, source_type)
+
+
+def reconcile(
+    relation: Relation,
+    plan: TablePlan,
+    *,
+    entry: CatalogTable,
+    migration: MigrationStrategy,
+    source: psycopg.Connection[Any],
+    sink: psycopg.Connection[Any],
+) -> tuple[TablePlan, list[int]]:
+    """The plan for this Relation (altering the sink as the strategy says) and, per plan column, its index in the
+    Relation's rows."""
+    names = [name for name, _, _, _ in relation.columns]
+    wanted = set(entry.columns(names))
+    current = {column.name: column for column in plan.columns}
+    columns: list[ColumnPlan] = []
+    target = table_ident(plan)
+    for name, oid, typmod, _ in relation.columns:
+        if name not in wanted:
+            continue
+        known = current.get(name)
+        if known is None:
+            source_type, sink_type = _type_of(source, oid, typmod)
+            if migration.added_columns == "fail":
+                raise EngineError(
+                    f"{plan.name}: column {name!r} ({source_type}) was added on the source and "
+                    "migration_strategy.added_columns is 'fail'; set it to 'apply' or add the column to the sink"
+                )
+            sink.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    target, sql.Identifier(name), sql.SQL(sink_type)
+                )
+            )
+            columns.append(ColumnPlan(name, source_type, sink_type, oid, False))
+        elif known.type_oid != oid:
+            source_type, sink_type = _type_of(source, oid, typmod)
+            if migration.retyped_columns == "fail":
+                raise EngineError(
+                    f"{plan.name}: column {name!r} changed type from {known.source_type} to {source_type} on the "
+                    "source and migration_strategy.retyped_columns is 'fail'; set it to 'apply', or alter the sink "
+                    "column yourself and resync the table"
+                )
+            sink.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
+                    target, sql.Identifier(name), sql.SQL(sink_type), sql.Identifier(name), sql.SQL(sink_type)
+                )
+            )
+            columns.append(replace(known, source_type=source_type, sink_type=sink_type, type_oid=oid))
+        else:
+            columns.append(known)
+    for name, column in current.items():
+        if name in names:
+            continue
+        if name in plan.key:
+            raise EngineError(f"{plan.name}: key column {name!r} was dropped on the source; resync the table")
+        if migration.dropped_columns == "fail":
+            raise EngineError(
+                f"{plan.name}: column {name!r} was dropped on the source and migration_strategy.dropped_columns is "
+                "'fail'; set it to 'keep' or 'apply'"
+            )
+        if migration.dropped_columns == "apply":
+            sink.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(target, sql.Identifier(name)))
+        elif column.not_null:  # keep: new rows leave it NULL
+            sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, sql.Identifier(name)))
+    new_plan = plan if tuple(columns) == plan.columns else replace(plan, columns=tuple(columns))
+    mapping = [names.index(column.name) for column in columns]
+    return new_plan, mapping

@@ -1,0 +1,25 @@
+"""Names of the objects the engine creates on the source: one slot and one publication per connector."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+PREFIX = "airflow_connectors_"
+FENCE_PREFIX = "airflow_connectors.fence"  # logical decoding message prefix of run fences
+STATE_SCHEMA = "_airflow_connectors"  # bookkeeping schema in the sink (and never replicated from a source)
+
+
+def object_name(connector_id: str) -> str:
+    """``airflow_connectors_<id>`` made a valid slot name ([a-z0-9_], <= 63), unique via a short hash."""
+    readable = re.sub(r"[^a-z0-9_]", "_", connector_id.lower())[:32]
+    digest = hashlib.sha256(connector_id.encode()).hexdigest()[:8]
+    return f"{PREFIX}{readable}_{digest}"
+
+
+def slot_name(connector_id: str) -> str:
+    return object_name(connector_id)
+
+
+def publication_name(connector_id: str) -> str:
+    return object_name(connector_id)

@@ -1,0 +1,35 @@
+"""What to replicate, per table: the source table, its sink twin, the columns and the key to match rows by."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    name: str
+    source_type: str  # format_type() on the source
+    sink_type: str  # type in the sink DDL: enums -> text, domains -> their base type
+    type_oid: int
+    not_null: bool
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    source_schema: str
+    source_table: str
+    sink_schema: str
+    sink_table: str
+    columns: tuple[ColumnPlan, ...]  # replicated columns, in source order
+    key: tuple[str, ...]  # primary key columns; () when rows are matched by REPLICA IDENTITY FULL
+    replica_identity: str  # pg_class.relreplident: d(efault), f(ull), i(ndex), n(othing)
+    relkind: str
+    binary_safe: bool  # binary COPY would embed no type oid the sink may not share
+
+    @property
+    def name(self) -> str:
+        return f"{self.source_schema}.{self.source_table}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)

@@ -1,0 +1,119 @@
+"""A logical replication stream read over the replication protocol (CopyBoth), at the libpq level.
+
+psycopg >= 3.3 accepts ``START_REPLICATION`` on a ``replication=database`` connection; we then drive CopyBoth with
+``pgconn`` directly: non-blocking reads with ``select`` on the socket (so the caller's stop checks and flush
+deadlines keep their pace), keepalive replies, and standby status updates that confirm only what the sink has
+committed, so the slot never advances past data we could still lose.
+"""
+
+from __future__ import annotations
+
+import select
+import struct
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from airflow_connectors.cdc.engine.interface import SlotLostError, TransientEngineError
+from airflow_connectors.cdc.engine.pgoutput import int_to_lsn, lsn_to_int
+from airflow_connectors.cdc.engine.slot import RESYNC_REMEDY, replication_connection
+
+_EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+_XLOG = struct.Struct("!QQQ")
+_KEEPALIVE = struct.Struct("!QQB")
+_STATUS = struct.Struct("!cQQQqB")
+SLOT_LOST_MARKERS = ("does not exist", "invalidated", "can no longer get changes", "has been invalidated")
+
+
+def classify(error: BaseException | str) -> Exception:
+    """A replication error as the engine error it means: slot gone (resync) or a transient failure (retry)."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if any(marker in message for marker in SLOT_LOST_MARKERS):
+        return SlotLostError(f"{message}; {RESYNC_REMEDY}")
+    return TransientEngineError(f"replication stream: {message}")
+
+
+class ReplicationStream:
+    def __init__(self, conninfo: str, slot: str, publication: str, start_lsn: str, *, binary: bool) -> None:
+        try:
+            self.conn: psycopg.Connection[Any] = replication_connection(conninfo)
+        except psycopg.OperationalError as exc:
+            raise TransientEngineError(f"cannot open a replication connection to the source: {exc}") from None
+        options = f"proto_version '1', publication_names '{publication}', messages 'true'"
+        if binary:
+            options += ", binary 'true'"
+        command = f'START_REPLICATION SLOT "{slot}" LOGICAL {start_lsn} ({options})'
+        pgconn = self.conn.pgconn
+        pgconn.send_query(command.encode())
+        result = pgconn.get_result()
+        if result is None or result.status != pq.ExecStatus.COPY_BOTH:
+            message = (result.error_message if result is not None else pgconn.error_message) or b"no result"
+            self.conn.close()
+            raise classify(message.decode(errors="replace"))
+        self.confirmed = lsn_to_int(start_lsn)
+        self.last_received = self.confirmed
+
+    def read(self, timeout: float) -> tuple[int, bytes] | None:
+        """The next XLogData payload as (WAL position, pgoutput message), or None after ``timeout`` seconds idle."""
+        pgconn = self.conn.pgconn
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                size, data = pgconn.get_copy_data(1)
+            except psycopg.Error as exc:
+                raise classify(exc) from None
+            if size == 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                readable, _, _ = select.select([pgconn.socket], [], [], min(left, 1.0))
+                if readable:
+                    try:
+                        pgconn.consume_input()
+                    except psycopg.Error as exc:
+                        raise classify(exc) from None
+                continue
+            if size < 0:
+                result = pgconn.get_result()
+                message = result.error_message if result is not None else pgconn.error_message
+                raise classify((message or b"the source ended the replication stream").decode(errors="replace"))
+            message = bytes(data)
+            if message[0] == 0x77:  # 'w' XLogData
+                start, end, _ = _XLOG.unpack_from(message, 1)
+                self.last_received = max(self.last_received, end)
+                return start, message[25:]
+            if message[0] == 0x6B:  # 'k' keepalive
+                end, _, reply = _KEEPALIVE.unpack_from(message, 1)
+                self.last_received = max(self.last_received, end)
+                if reply:
+                    self.send_status()
+
+    def confirm(self, lsn: int) -> None:
+        """Everything up to ``lsn`` is committed in the sink: let the slot release the WAL before it."""
+        if lsn > self.confirmed:
+            self.confirmed = lsn
+            self.send_status()
+
+    def send_status(self) -> None:
+        now = int((time.time() - _EPOCH_2000) * 1_000_000)
+        pgconn = self.conn.pgconn
+        try:
+            pgconn.put_copy_data(_STATUS.pack(b"r", self.confirmed, self.confirmed, self.confirmed, now, 0))
+            pgconn.flush()
+        except psycopg.Error as exc:
+            raise classify(exc) from None
+
+    @property
+    def confirmed_lsn(self) -> str:
+        return int_to_lsn(self.confirmed)
+
+    def close(self) -> None:
+        try:
+            if not self.conn.closed:
+                self.send_status()
+        except Exception:  # closing after a broken stream: nothing left to tell the server
+            pass
+        self.conn.close()

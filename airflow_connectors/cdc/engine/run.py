@@ -1,0 +1,186 @@
+"""One replication run, end to end: plan the tables, snapshot what needs it, then stream to the fence.
+
+First run (no sink checkpoint): publication + slot with an exported snapshot, copy every table inside it, then
+stream from the slot's consistent point. Later runs resume from the sink checkpoint. ``resync=True`` starts over
+(new slot, every table copied again); ``resync=[tables]`` re-copies those tables at a fresh consistent point (a
+temporary slot's snapshot) while the others keep streaming, and the stream skips their changes already copied. A
+catch-up run writes its fence first and ends when the stream reaches it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from airflow_connectors.cdc.engine import checkpoint, sink_schema
+from airflow_connectors.cdc.engine.interface import (
+    EnginePhase,
+    EngineError,
+    RunMode,
+    RunReporter,
+    RunRequest,
+    RunResult,
+    StopCheck,
+    TableCounters,
+    TransientEngineError,
+)
+from airflow_connectors.cdc.engine.naming import FENCE_PREFIX, publication_name, slot_name
+from airflow_connectors.cdc.engine.plan import TablePlan
+from airflow_connectors.cdc.engine.slot import (
+    check_slot,
+    create_slot,
+    create_slot_without_snapshot,
+    drop_slot,
+    ensure_publication,
+    replication_connection,
+    slot_info,
+)
+from airflow_connectors.cdc.engine.snapshot import copy_tables
+from airflow_connectors.cdc.engine.source_catalog import build_plans, secondary_indexes
+from airflow_connectors.cdc.engine.stream import stream_changes
+from airflow_connectors.cdc.models import Buffer, Connector
+
+
+class _Run:
+    def __init__(self, connector: Connector, request: RunRequest, reporter: RunReporter, should_stop: StopCheck):
+        self.connector, self.request, self.reporter, self.should_stop = connector, request, reporter, should_stop
+        self.source_cfg = connector.source.postgres
+        self.sink_cfg = connector.sink.postgres
+        self.source_ci = self.source_cfg.connection.conninfo()
+        self.sink_ci = self.sink_cfg.connection.conninfo()
+        self.slot = slot_name(connector.id)
+        self.publication = publication_name(connector.id)
+        self.counters: dict[str, TableCounters] = {}
+
+    def _session(self, conninfo: str, timeout: int) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(conninfo, autocommit=True)
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{timeout}s")))
+        return conn
+
+    def execute(self) -> RunResult:
+        with (
+            self._session(self.source_ci, self.source_cfg.connection.operation_lock_timeout_seconds) as source,
+            self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink,
+        ):
+            checkpoint.ensure_state_schema(sink)
+            plans = build_plans(source, self.source_cfg, self.sink_cfg.target_schema)
+            ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
+            for plan in plans.values():
+                sink_schema.create_table(sink, plan)
+            start = checkpoint.read_checkpoint(sink, self.connector.id)
+            if start is None or self.request.resync is True:
+                start = self.initial_snapshot(source, sink, plans)
+            else:
+                check_slot(slot_info(source, self.slot), self.slot)
+                states = checkpoint.table_states(sink, self.connector.id)
+                wanted = set(self.request.resync) if isinstance(self.request.resync, tuple) else set()
+                unknown = wanted - set(plans)
+                if unknown:
+                    raise EngineError(f"resync: {sorted(unknown)[0]} is not a replicated table of this connector")
+                # Tables new to the catalog, or whose resync copy was interrupted, are copied too.
+                wanted |= {name for name in plans if states.get(name) is None or states[name].state != "ready"}
+                if wanted:
+                    self.resync_tables(source, sink, [plans[name] for name in sorted(wanted)])
+            skip_until = {
+                name: state.skip_until
+                for name, state in checkpoint.table_states(sink, self.connector.id).items()
+                if state.skip_until is not None and name in plans
+            }
+            fence_lsn = None
+            if self.request.mode is RunMode.CATCH_UP:
+                row = source.execute(
+                    "SELECT pg_logical_emit_message(false, %s, %s)::text", (FENCE_PREFIX, self.request.run_id)
+                ).fetchone()
+                fence_lsn = row[0] if row else None
+            self.reporter.positions(start_lsn=start, fence_lsn=fence_lsn)
+        self.reporter.phase(EnginePhase.STREAMING)
+        limits = self.connector.limits
+        result = stream_changes(
+            source_conninfo=self.source_ci,
+            sink_conninfo=self.sink_ci,
+            slot_name=self.slot,
+            publication=self.publication,
+            start_lsn=start,
+            plans=plans,
+            connector_id=self.connector.id,
+            fence_run_id=self.request.run_id if self.request.mode is RunMode.CATCH_UP else None,
+            skip_until=skip_until,
+            buffer=self.connector.buffer or Buffer(),
+            migration=self.sink_cfg.migration_strategy,
+            max_rows=limits.max_rows_per_run if limits else None,
+            reporter=self.reporter,
+            should_stop=self.should_stop,
+            catalog=self.source_cfg.catalog,
+        )
+        for name, counters in result.tables.items():
+            total = self.counters.setdefault(name, TableCounters())
+            for attribute in ("rows", "bytes", "inserts", "updates", "deletes"):
+                setattr(total, attribute, getattr(total, attribute) + getattr(counters, attribute))
+        return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=result.applied_lsn)
+
+    def initial_snapshot(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]) -> str:
+        """Start over: a new slot, every table emptied and copied inside its exported snapshot."""
+        self.reporter.phase(EnginePhase.SNAPSHOTTING)
+        checkpoint.forget(sink, self.connector.id)
+        drop_slot(source, self.slot)
+        for plan in plans.values():
+            sink_schema.truncate(sink, plan)
+            checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
+        repl = replication_connection(self.source_ci)
+        try:
+            if self.source_cfg.replication_type.logical_replication.skip_snapshots:
+                lsn = create_slot_without_snapshot(repl, self.slot)
+            else:
+                lsn, snapshot = create_slot(repl, self.slot)
+                self.counters.update(self._copy(snapshot, list(plans.values())))
+        finally:
+            repl.close()  # ends the exported snapshot; the slot stays
+        self._finish_tables(source, sink, list(plans.values()), skip_until=None)
+        checkpoint.write_checkpoint(sink, self.connector.id, lsn)
+        return lsn
+
+    def resync_tables(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan]) -> None:
+        """Copy ``plans`` again at a fresh consistent point; the stream skips their changes before it."""
+        self.reporter.phase(EnginePhase.SNAPSHOTTING)
+        for plan in plans:
+            checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
+            sink_schema.truncate(sink, plan)
+        repl = replication_connection(self.source_ci)
+        try:
+            lsn, snapshot = create_slot(repl, f"{self.slot[:40]}_rs_{uuid.uuid4().hex[:8]}", temporary=True)
+            self.counters.update(self._copy(snapshot, plans))
+        finally:
+            repl.close()  # a temporary slot goes with its connection
+        self._finish_tables(source, sink, plans, skip_until=lsn)
+
+    def _copy(self, snapshot: str, plans: list[TablePlan]) -> dict[str, TableCounters]:
+        return copy_tables(
+            source_conninfo=self.source_ci,
+            sink_conninfo=self.sink_ci,
+            snapshot=snapshot,
+            plans=plans,
+            parallel=self.source_cfg.parallel_snapshots_enabled,
+            workers=min(self.source_cfg.connection.max_pool_size, self.sink_cfg.connection.max_pool_size),
+            reporter=self.reporter,
+            should_stop=self.should_stop,
+        )
+
+    def _finish_tables(
+        self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan], *, skip_until: str | None
+    ) -> None:
+        for plan in plans:
+            sink_schema.create_indexes(sink, plan, secondary_indexes(source, plan))
+            checkpoint.set_table_state(sink, self.connector.id, plan.name, "ready", skip_until)
+
+
+def execute_run(connector: Connector, request: RunRequest, reporter: RunReporter, should_stop: StopCheck) -> RunResult:
+    """Execute one run of ``connector`` (see the module docstring); raises the engine errors of ``interface``."""
+    try:
+        return _Run(connector, request, reporter, should_stop).execute()
+    except psycopg.OperationalError as exc:
+        raise TransientEngineError(f"database unavailable: {str(exc).strip().splitlines()[0]}") from None
+    except psycopg.Error as exc:
+        raise EngineError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None

@@ -1,0 +1,149 @@
+"""Read the source's catalog into table plans: which tables, which columns and types, which key.
+
+Honours the connector's ``catalog`` (schemas / tables / include or exclude columns), ``partitions_as_root`` (replicate
+a partitioned table as its root, or its leaf partitions one by one) and each table's key: the primary key, else the
+replica identity index, else REPLICA IDENTITY FULL (whole-row matching); a table with none of them cannot have its
+updates and deletes replicated, which is a clear error naming the remedy.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import psycopg
+
+from airflow_connectors.cdc.engine.interface import EngineError
+from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
+from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
+from airflow_connectors.cdc.models import PostgresSource
+
+FIRST_USER_OID = 16384  # oids below are built into every PostgreSQL server
+
+_TABLES = """
+SELECT c.oid, n.nspname, c.relname, c.relkind::text, c.relreplident::text, c.relispartition,
+       rn.nspname AS root_schema, rc.relname AS root_table
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class rc ON rc.oid = coalesce(pg_partition_root(c.oid), c.oid)
+JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+WHERE c.relkind IN ('r', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', %(state)s)
+  AND n.nspname NOT LIKE 'pg\\_%%'
+ORDER BY n.nspname, c.relname
+"""
+
+_COLUMNS = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull,
+       t.typtype::text, format_type(t.typbasetype, t.typtypmod), t.typcategory::text,
+       t.typelem, coalesce(et.typtype::text, ''), coalesce(et.oid, 0)
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+ORDER BY a.attnum
+"""
+
+_KEY = """
+SELECT i.indisprimary, array_agg(a.attname ORDER BY k.ord)
+FROM pg_index i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = %s AND (i.indisprimary OR i.indisreplident)
+GROUP BY i.indexrelid, i.indisprimary
+ORDER BY i.indisprimary DESC
+LIMIT 1
+"""
+
+
+def _sink_type(row: tuple[Any, ...]) -> tuple[str, bool]:
+    """(type for the sink DDL, whether binary COPY of it is safe between two servers)."""
+    _, source_type, oid, _, typtype, base_type, category, elem, elem_typtype, elem_oid = row
+    if typtype == "e":
+        return "text", True  # an enum's binary form is its label, as text's
+    if typtype == "d":
+        return base_type, True  # a domain's binary form is its base type's
+    if typtype == "c":
+        return "text", False
+    if category == "A" and elem_oid >= FIRST_USER_OID:
+        return ("text[]" if elem_typtype == "e" else source_type), False  # arrays embed their element type's oid
+    return source_type, True
+
+
+def build_plans(conn: psycopg.Connection[Any], source: PostgresSource, target_schema: str) -> dict[str, TablePlan]:
+    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source."""
+    candidates = []
+    for oid, schema, table, relkind, ident, is_partition, root_schema, root_table in conn.execute(
+        _TABLES, {"state": STATE_SCHEMA}
+    ):
+        if source.partitions_as_root:
+            if is_partition:
+                continue
+        elif relkind == "p":
+            continue
+        if not (source.catalog.selects(schema, table) or source.catalog.selects(root_schema, root_table)):
+            continue
+        candidates.append((oid, schema, table, relkind, ident))
+    if not candidates:
+        raise EngineError("the catalog selects no table on the source (check catalog.schemas and the tables' names)")
+    clashes = Counter(table for _, _, table, _, _ in candidates)
+    plans: dict[str, TablePlan] = {}
+    for oid, schema, table, relkind, ident in candidates:
+        rows = conn.execute(_COLUMNS, (oid,)).fetchall()
+        entry = source.catalog.table(schema, table)
+        wanted = set(entry.columns([row[0] for row in rows]))
+        unknown = set(entry.include_columns or []) | set(entry.exclude_columns or [])
+        unknown -= {row[0] for row in rows}
+        if unknown:
+            raise EngineError(f"catalog: {schema}.{table} has no column {sorted(unknown)[0]!r}")
+        columns, binary_safe = [], True
+        for row in rows:
+            if row[0] not in wanted:
+                continue
+            sink_type, safe = _sink_type(row)
+            binary_safe &= safe
+            columns.append(ColumnPlan(row[0], row[1], sink_type, int(row[2]), bool(row[3])))
+        key_row = conn.execute(_KEY, (oid,)).fetchone()
+        key: tuple[str, ...] = tuple(key_row[1]) if key_row else ()
+        if not key and ident != "f":
+            raise EngineError(
+                f"table {schema}.{table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes "
+                f"cannot be replicated: add a primary key, or run ALTER TABLE {schema}.{table} REPLICA IDENTITY FULL"
+            )
+        missing_key = [name for name in key if name not in wanted]
+        if missing_key:
+            raise EngineError(f"catalog: {schema}.{table} excludes its key column {missing_key[0]!r}")
+        plans[f"{schema}.{table}"] = TablePlan(
+            source_schema=schema,
+            source_table=table,
+            sink_schema=target_schema,
+            # Two selected tables of one name in different schemas would meet in target_schema: keep them apart.
+            sink_table=table if clashes[table] == 1 else f"{schema}_{table}"[:63],
+            columns=tuple(columns),
+            key=key,
+            replica_identity=ident,
+            relkind=relkind,
+            binary_safe=binary_safe,
+        )
+    return plans
+
+
+def secondary_indexes(conn: psycopg.Connection[Any], plan: TablePlan) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(index name, access method, columns) of the source table's plain-column, non-key indexes."""
+    rows = conn.execute(
+        """
+        SELECT ic.relname, am.amname, array_agg(a.attname ORDER BY k.ord)
+        FROM pg_index i
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_am am ON am.oid = ic.relam
+        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+        LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+        WHERE i.indrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass
+          AND NOT i.indisprimary AND i.indexprs IS NULL AND i.indpred IS NULL
+        GROUP BY ic.relname, am.amname
+        HAVING bool_and(k.attnum > 0)
+        """,
+        (plan.source_schema, plan.source_table),
+    ).fetchall()
+    wanted = set(plan.column_names)
+    return [(name, method, tuple(cols)) for name, method, cols in rows if set(cols) <= wanted]

@@ -1,0 +1,276 @@
+"""The streaming half of a run: read pgoutput from the slot, apply it in batches, checkpoint, stop at the fence.
+
+Exactly once: each sink transaction holds whole source transactions plus the checkpoint (the end LSN of the last
+one); the slot is confirmed only after that commit; on restart, transactions that committed before the sink's
+checkpoint are skipped. A source transaction larger than the buffer is written into the still-open sink transaction
+in parts (bounded memory) and committed at its COMMIT. A catch-up run ends at its fence, a logical message written
+when the run started, so it finishes even on an idle source.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from airflow_connectors.cdc.engine import checkpoint
+from airflow_connectors.cdc.engine.apply import Applier
+from airflow_connectors.cdc.engine.drift import reconcile
+from airflow_connectors.cdc.engine.interface import (
+    EngineError,
+    RunCancelled,
+    RunReporter,
+    StopCheck,
+    TableCounters,
+    TransientEngineError,
+)
+from airflow_connectors.cdc.engine.naming import FENCE_PREFIX
+from airflow_connectors.cdc.engine.pgoutput import (
+    Begin,
+    Commit,
+    Delete,
+    Insert,
+    Message,
+    Relation,
+    Row,
+    Truncate,
+    Update,
+    decode,
+    int_to_lsn,
+    lsn_to_int,
+)
+from airflow_connectors.cdc.engine.plan import TablePlan
+from airflow_connectors.cdc.engine.replication import ReplicationStream
+from airflow_connectors.cdc.engine.slot import check_slot, slot_info
+from airflow_connectors.cdc.models import Buffer, Catalog, MigrationStrategy
+
+HEALTH_EVERY = 5.0  # seconds between slot lag samples
+
+
+@dataclass
+class StreamResult:
+    applied_lsn: str
+    tables: dict[str, TableCounters] = field(default_factory=dict)
+    reached_fence: bool = False
+
+
+def _add(total: TableCounters, part: TableCounters) -> None:
+    total.inserts += part.inserts
+    total.updates += part.updates
+    total.deletes += part.deletes
+    total.rows = total.inserts + total.updates + total.deletes
+
+
+class _Stream:
+    def __init__(
+        self,
+        *,
+        source_conninfo: str,
+        sink_conninfo: str,
+        slot_name: str,
+        publication: str,
+        start_lsn: str,
+        plans: dict[str, TablePlan],
+        connector_id: str,
+        fence_run_id: str | None,
+        skip_until: dict[str, str],
+        buffer: Buffer,
+        migration: MigrationStrategy,
+        catalog: Catalog,
+        max_rows: int | None,
+        reporter: RunReporter,
+        should_stop: StopCheck,
+    ) -> None:
+        self.plans = dict(plans)
+        self.connector_id, self.fence_run_id, self.slot = connector_id, fence_run_id, slot_name
+        self.skip_until = {table: lsn_to_int(lsn) for table, lsn in skip_until.items()}
+        self.buffer, self.migration, self.catalog = buffer, migration, catalog
+        self.max_rows, self.reporter, self.should_stop = max_rows, reporter, should_stop
+        self.source = psycopg.connect(source_conninfo, autocommit=True)
+        self.sink = psycopg.connect(sink_conninfo)
+        self.applier = Applier(self.sink)
+        self.checkpoint = lsn_to_int(start_lsn)
+        self.stream = ReplicationStream(source_conninfo, slot_name, publication, start_lsn, binary=False)
+        self.relations: dict[int, tuple[TablePlan, list[int]]] = {}
+        self.totals: dict[str, TableCounters] = {name: TableCounters() for name in plans}
+        self.pending_end: int | None = None  # end LSN of the last whole source transaction not yet committed
+        self.last_commit = time.monotonic()
+        self.last_health = 0.0
+        self.applied_rows = 0
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sink.close()
+        self.source.close()
+
+    # -- committing ----------------------------------------------------------------------------------------------
+    def commit(self, lsn: int) -> None:
+        """Apply what is buffered and commit it with the checkpoint ``lsn``; then let the slot advance."""
+        for name, counters in self.applier.flush().items():
+            _add(self.totals.setdefault(name, TableCounters()), counters)
+            self.reporter.table_progress(name, self.totals[name])
+        checkpoint.write_checkpoint(self.sink, self.connector_id, int_to_lsn(lsn))
+        self.sink.commit()
+        self.checkpoint = max(self.checkpoint, lsn)
+        self.stream.confirm(self.checkpoint)
+        self.pending_end = None
+        self.last_commit = time.monotonic()
+        self.reporter.positions(applied_lsn=int_to_lsn(self.checkpoint))
+
+    def due(self) -> bool:
+        return (
+            self.applier.rows >= self.buffer.max_rows
+            or self.applier.bytes >= self.buffer.max_bytes
+            or time.monotonic() - self.last_commit >= self.buffer.flush_interval_ms / 1000
+        )
+
+    def health(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_health < HEALTH_EVERY:
+            return
+        self.last_health = now
+        info = slot_info(self.source, self.slot)
+        check_slot(info, self.slot)
+        self.reporter.slot_health(lag_bytes=info.lag_bytes, wal_status=info.wal_status)
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def run(self) -> StreamResult:
+        skip_tx = False
+        tx_lsn = 0
+        while True:
+            if self.should_stop():
+                if self.pending_end is not None:
+                    self.commit(self.pending_end)
+                raise RunCancelled()
+            item = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, 1.0))
+            self.health()
+            if item is None:
+                if self.pending_end is not None and self.due():
+                    self.commit(self.pending_end)
+                continue
+            message = decode(item[1])
+            if isinstance(message, Begin):
+                tx_lsn = message.final_lsn
+                skip_tx = tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
+            elif isinstance(message, (Insert, Update, Delete)):
+                if not skip_tx:
+                    self.change(message, tx_lsn)
+            elif isinstance(message, Commit):
+                if skip_tx:
+                    continue
+                self.pending_end = message.end_lsn
+                if self.max_rows is not None and self.applied_rows >= self.max_rows:
+                    self.commit(message.end_lsn)
+                    return self.result(False)
+                if self.due():
+                    self.commit(message.end_lsn)
+            elif isinstance(message, Relation):
+                self.relation(message)
+            elif isinstance(message, Truncate):
+                if not skip_tx:
+                    plans = [self.relations[relid][0] for relid in message.relids if relid in self.relations]
+                    for plan in plans:
+                        if tx_lsn >= self.skip_until.get(plan.name, 0):
+                            self.applier.truncate([plan])
+            elif isinstance(message, Message):
+                if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
+                    if message.content.decode(errors="replace") == self.fence_run_id:
+                        self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
+                        return self.result(True)
+
+    def result(self, reached_fence: bool) -> StreamResult:
+        self.health(force=True)
+        return StreamResult(int_to_lsn(self.checkpoint), self.totals, reached_fence)
+
+    def relation(self, message: Relation) -> None:
+        name = f"{message.namespace}.{message.name}"
+        plan = self.plans.get(name)
+        if plan is None:
+            return  # a table outside the plan (e.g. a partition when replicating through the root)
+        entry = self.catalog.table(plan.source_schema, plan.source_table)
+        if self.applier.batches.get(name) is not None:
+            self.applier.flush_table(self.applier.batches.pop(name))
+        new_plan, mapping = reconcile(
+            message, plan, entry=entry, migration=self.migration, source=self.source, sink=self.sink
+        )
+        if new_plan is not plan:
+            self.reporter.log(f"{name}: schema change applied to the sink per migration_strategy")
+        self.plans[name] = new_plan
+        self.relations[message.relid] = (new_plan, mapping)
+
+    def change(self, message: Insert | Update | Delete, tx_lsn: int) -> None:
+        mapped = self.relations.get(message.relid)
+        if mapped is None:
+            return
+        plan, mapping = mapped
+        if tx_lsn < self.skip_until.get(plan.name, 0):
+            return  # already in this table's resync copy
+
+        def row(values: Row) -> Row:
+            return tuple(values[i] for i in mapping)
+
+        # A key-only old tuple ('K') has every column, nulls outside the key: it maps like a full one.
+        if isinstance(message, Insert):
+            self.applier.insert(plan, row(message.new))
+        elif isinstance(message, Update):
+            self.applier.update(plan, row(message.old) if message.old is not None else None, row(message.new))
+        else:
+            self.applier.delete(plan, row(message.old))
+        self.applied_rows += 1
+        if self.applier.rows >= self.buffer.max_rows or self.applier.bytes >= self.buffer.max_bytes:
+            # A large source transaction: write this part now, inside the sink transaction still open.
+            for name, counters in self.applier.flush().items():
+                _add(self.totals.setdefault(name, TableCounters()), counters)
+
+
+def stream_changes(
+    *,
+    source_conninfo: str,
+    sink_conninfo: str,
+    slot_name: str,
+    publication: str,
+    start_lsn: str,
+    plans: dict[str, TablePlan],
+    connector_id: str,
+    fence_run_id: str | None,
+    skip_until: dict[str, str],
+    buffer: Buffer,
+    migration: MigrationStrategy,
+    max_rows: int | None,
+    reporter: RunReporter,
+    should_stop: StopCheck,
+    catalog: Catalog | None = None,
+    resolve_new_table: Callable[[Any], TablePlan | None] | None = None,
+) -> StreamResult:
+    """Apply changes from ``start_lsn`` until the fence (catch-up), ``max_rows``, or ``should_stop``."""
+    try:
+        stream = _Stream(
+            source_conninfo=source_conninfo,
+            sink_conninfo=sink_conninfo,
+            slot_name=slot_name,
+            publication=publication,
+            start_lsn=start_lsn,
+            plans=plans,
+            connector_id=connector_id,
+            fence_run_id=fence_run_id,
+            skip_until=skip_until,
+            buffer=buffer,
+            migration=migration,
+            catalog=catalog or Catalog(),
+            max_rows=max_rows,
+            reporter=reporter,
+            should_stop=should_stop,
+        )
+    except psycopg.OperationalError as exc:
+        raise TransientEngineError(f"cannot connect: {exc}") from None
+    try:
+        return stream.run()
+    except psycopg.OperationalError as exc:
+        raise TransientEngineError(f"connection lost: {str(exc).strip().splitlines()[0]}") from None
+    except psycopg.Error as exc:
+        raise EngineError(f"the sink refused a batch: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        stream.close()

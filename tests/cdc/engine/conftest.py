@@ -1,0 +1,103 @@
+"""Engine tests: a source and a sink database on the session's server, a connector between them, a recording
+reporter, and a checksum that says whether two tables hold the same rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from airflow_connectors.cdc.engine import drop_source_objects, execute_run
+from airflow_connectors.cdc.engine.interface import EnginePhase, RunMode, RunRequest, RunResult, TableCounters
+from airflow_connectors.cdc.models import Connector
+from tests.conftest import PgServer
+
+
+@dataclass
+class RecordingReporter:
+    phases: list[EnginePhase] = field(default_factory=list)
+    tables: dict[str, TableCounters] = field(default_factory=dict)
+    positions_seen: list[dict[str, str | None]] = field(default_factory=list)
+    health: list[tuple[int | None, str | None]] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+
+    def phase(self, phase: EnginePhase) -> None:
+        self.phases.append(phase)
+
+    def table_progress(self, table: str, counters: TableCounters) -> None:
+        self.tables[table] = counters
+
+    def positions(self, **positions: str | None) -> None:
+        self.positions_seen.append(positions)
+
+    def slot_health(self, *, lag_bytes: int | None, wal_status: str | None) -> None:
+        self.health.append((lag_bytes, wal_status))
+
+    def log(self, message: str) -> None:
+        self.logs.append(message)
+
+
+@dataclass
+class Pair:
+    """A source and a sink database, and a connector replicating one into the other."""
+
+    source: str
+    sink: str
+    connector: Connector
+
+    def run(self, mode: RunMode = RunMode.CATCH_UP, resync: bool | tuple[str, ...] = False,
+            should_stop: Callable[[], bool] = lambda: False) -> tuple[RunResult, RecordingReporter]:
+        reporter = RecordingReporter()
+        request = RunRequest(run_id=str(uuid.uuid4()), mode=mode, resync=resync)
+        return execute_run(self.connector, request, reporter, should_stop), reporter
+
+    def on_source(self, *statements: str) -> None:
+        with psycopg.connect(self.source, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
+
+    def with_changes(self, **fields: Any) -> Pair:
+        document = self.connector.stored()
+        for path, value in fields.items():
+            target = document
+            *parents, last = path.split("__")
+            for part in parents:
+                target = target[part]
+            target[last] = value
+        return Pair(self.source, self.sink, Connector.model_validate(document))
+
+
+def checksum(conninfo: str, table: str, columns: str = "*") -> tuple[int, str]:
+    schema, name = table.split(".", 1)
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            sql.SQL("SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '')"
+                    " FROM (SELECT {} FROM {}) AS r").format(sql.SQL(columns), sql.Identifier(schema, name))
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), str(row[1])
+
+
+@pytest.fixture
+def pair(make_database: Callable[[str], str], pg_server: PgServer) -> Iterator[Pair]:
+    source, sink = make_database("src"), make_database("snk")
+
+    def connection(conninfo: str) -> dict[str, Any]:
+        return {"host": pg_server.host, "port": pg_server.port, "user": pg_server.user,
+                "password": pg_server.password, "database": conninfo_to_dict(conninfo)["dbname"]}
+
+    connector = Connector.model_validate({
+        "id": f"test-{uuid.uuid4().hex[:8]}",
+        "source": {"postgres": {"connection": connection(source), "replication_type": {"logical_replication": {}}}},
+        "sink": {"postgres": {"connection": connection(sink), "target_schema": "replica"}},
+        "buffer": {"max_rows": 1000, "flush_interval_ms": 100},
+    })
+    created = Pair(source, sink, connector)
+    yield created
+    drop_source_objects(connector)
