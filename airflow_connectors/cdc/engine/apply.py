@@ -58,6 +58,7 @@ class Applier:
         self.rows = 0  # buffered changes
         self.bytes = 0
         self._staged: set[str] = set()
+        self._written: dict[str, TableCounters] = {}  # counters of what was written since the last flush()
 
     # -- buffering -----------------------------------------------------------------------------------------------
     def _batch(self, plan: TablePlan) -> TableBatch:
@@ -128,14 +129,17 @@ class Applier:
             self.sink.execute(sql.SQL("TRUNCATE {}").format(table_ident(plan)))
 
     # -- writing -------------------------------------------------------------------------------------------------
-    def flush(self) -> dict[str, TableCounters]:
-        """Write every buffered change into the sink's open transaction; returns the counters of what was written."""
-        written = {}
+    def write_pending(self) -> None:
+        """Write every buffered change into the sink's open transaction (memory stays bounded in big transactions)."""
         for batch in list(self.batches.values()):
             self.flush_table(batch)
-            written[batch.plan.name] = batch.counters
         self.batches.clear()
         self.rows = self.bytes = 0
+
+    def flush(self) -> dict[str, TableCounters]:
+        """:meth:`write_pending`, then the counters of everything written since the previous call."""
+        self.write_pending()
+        written, self._written = self._written, {}
         return written
 
     def flush_table(self, batch: TableBatch) -> None:
@@ -143,8 +147,14 @@ class Applier:
             self._apply_keyed(batch)
         else:
             self._apply_unkeyed(batch)
+        total = self._written.setdefault(batch.plan.name, TableCounters())
+        total.inserts += batch.counters.inserts
+        total.updates += batch.counters.updates
+        total.deletes += batch.counters.deletes
+        total.rows = total.inserts + total.updates + total.deletes
         batch.changes.clear()
         batch.ordered.clear()
+        batch.counters = TableCounters()
 
     def _stage_name(self, plan: TablePlan) -> sql.Identifier:
         return sql.Identifier(f"stage_{abs(hash(plan.name)) % 10**12}_{len(plan.columns)}")

@@ -222,8 +222,7 @@ class _Stream:
         self.applied_rows += 1
         if self.applier.rows >= self.buffer.max_rows or self.applier.bytes >= self.buffer.max_bytes:
             # A large source transaction: write this part now, inside the sink transaction still open.
-            for name, counters in self.applier.flush().items():
-                _add(self.totals.setdefault(name, TableCounters()), counters)
+            self.applier.write_pending()
 
 
 def stream_changes(
