@@ -4,6 +4,12 @@ The sync operator is built around what users of the Fivetran / Airbyte / dbt Clo
 run by the API's own reference, re-attaches to the run an earlier try started instead of starting a duplicate,
 cancels the external run when ``timeout`` or ``execution_timeout`` passes (also while deferred), and treats a
 cancelled run as a failure.
+
+Re-attaching uses Airflow 3.3's task state store (the store behind ``ResumableJobMixin``; the mixin's
+submit-then-block flow fits neither deferral nor runs this task does not own): the run a try started is kept
+there, and the next try waits for it while it is still going. When the store has nothing (a worker lost between
+starting the run and recording it), the API's refusal to start a second run (CDC core 409 ``run_active``) leads to
+:meth:`ConnectorHook.find_active_sync` and that run is awaited instead.
 """
 
 from __future__ import annotations
