@@ -100,3 +100,48 @@ def reconcile(
     new_plan = plan if tuple(columns) == plan.columns else replace(plan, columns=tuple(columns))
     mapping = [names.index(column.name) for column in columns]
     return new_plan, mapping
+
+
+def align_sink_table(sink: psycopg.Connection[Any], plan: TablePlan, migration: MigrationStrategy) -> None:
+    """At run start: bring an existing sink table in line with the source's current columns (the Relation
+    messages of the stream do the same for changes made while it runs)."""
+    rows = sink.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a"
+        " WHERE a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass AND a.attnum > 0"
+        " AND NOT a.attisdropped",
+        (plan.sink_schema, plan.sink_table),
+    ).fetchall()
+    existing = {name: (sink_type, not_null) for name, sink_type, not_null in rows}
+    target = table_ident(plan)
+    for column in plan.columns:
+        if column.name not in existing:
+            if migration.added_columns == "fail":
+                raise EngineError(
+                    f"{plan.name}: column {column.name!r} ({column.source_type}) was added on the source and "
+                    "migration_strategy.added_columns is 'fail'; set it to 'apply' or add the column to the sink"
+                )
+            sink.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                target, sql.Identifier(column.name), sql.SQL(column.sink_type)))
+        elif existing[column.name][0] != column.sink_type:  # both are format_type() spellings
+            if migration.retyped_columns == "fail":
+                raise EngineError(
+                    f"{plan.name}: column {column.name!r} changed type from {existing[column.name][0]} to "
+                    f"{column.source_type} on the source and migration_strategy.retyped_columns is 'fail'; set it to "
+                    "'apply', or alter the sink column yourself and resync the table"
+                )
+            sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
+                target, sql.Identifier(column.name), sql.SQL(column.sink_type), sql.Identifier(column.name),
+                sql.SQL(column.sink_type)))
+    wanted = set(plan.column_names)
+    for name, (_, not_null) in existing.items():
+        if name in wanted:
+            continue
+        if migration.dropped_columns == "fail":
+            raise EngineError(
+                f"{plan.name}: column {name!r} is no longer replicated from the source and "
+                "migration_strategy.dropped_columns is 'fail'; set it to 'keep' or 'apply'"
+            )
+        if migration.dropped_columns == "apply":
+            sink.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, sql.Identifier(name)))
+        elif not_null:
+            sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, sql.Identifier(name)))

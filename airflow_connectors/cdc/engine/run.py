@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.engine import checkpoint, sink_schema
+from airflow_connectors.cdc.engine.drift import align_sink_table
 from airflow_connectors.cdc.engine.interface import (
     EnginePhase,
     EngineError,
@@ -70,6 +71,7 @@ class _Run:
             ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
             for plan in plans.values():
                 sink_schema.create_table(sink, plan)
+                align_sink_table(sink, plan, self.sink_cfg.migration_strategy)
             start = checkpoint.read_checkpoint(sink, self.connector.id)
             if start is None or self.request.resync is True:
                 start = self.initial_snapshot(source, sink, plans)
