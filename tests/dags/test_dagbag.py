@@ -12,6 +12,9 @@ EXPECTED = {
     "cdc_postgres_sync",
     "cdc_replica_report",
     "cdc_resync",
+    "fivetran_sync",
+    "polytomic_bulk_sync",
+    "b3os_connector",
 }
 
 
