@@ -19,6 +19,9 @@ class ServiceSettings(BaseSettings):
     port: int = 8042
     max_body_bytes: int = Field(1024 * 1024, description="Larger request bodies get 413.")
     worker_processes: int = Field(2, ge=0, description="Run worker processes of this service process (0: API only).")
+    lease_seconds: float = Field(
+        15.0, gt=0, description="A run whose worker stopped heartbeating this long is taken over by another worker."
+    )
     engine: str = Field("airflow_connectors.cdc.engine:execute_run", description="module:function executing runs.")
     pool_max_size: int = 10
 

@@ -56,7 +56,9 @@ def check_settings(settings: ServiceSettings) -> None:
 def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = None) -> FastAPI:
     """``workers``: options of this process's run workers (default from settings; processes=0 for API only)."""
     check_settings(settings)
-    options = workers or WorkerOptions(processes=settings.worker_processes, engine=settings.engine)
+    options = workers or WorkerOptions(
+        processes=settings.worker_processes, engine=settings.engine, lease_seconds=settings.lease_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
