@@ -232,9 +232,6 @@ class Applier:
         plan = batch.plan
         target = table_ident(plan)
         columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
-        params = sql.SQL(", ").join(
-            sql.SQL("%s::{}").format(sql.SQL(column.sink_type)) for column in plan.columns
-        )
         # Whole-row match through the text form of each value (types like json have no equality operator).
         match = sql.SQL(" AND ").join(
             sql.SQL("{}::text IS NOT DISTINCT FROM (%s::{})::text").format(
@@ -243,18 +240,27 @@ class Applier:
             for column in plan.columns
         )
         one_row = sql.SQL("ctid = (SELECT ctid FROM {} WHERE {} LIMIT 1)").format(target, match)
-        insert = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(target, columns, params)
         delete = sql.SQL("DELETE FROM {} WHERE {}").format(target, one_row)
         assign = sql.SQL(", ").join(
             sql.SQL("{} = %s::{}").format(sql.Identifier(column.name), sql.SQL(column.sink_type)) for column in plan.columns
         )
         update = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assign, one_row)
+        inserts: list[Row] = []
+
+        def copy_inserts() -> None:  # consecutive inserts go in one COPY, in order with the rest
+            if inserts:
+                with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy:
+                    copy.write(b"".join(b"\t".join(map(_copy_field, row)) + b"\n" for row in inserts))
+                inserts.clear()
+
         with self.sink.cursor() as cur:
             for op, old, new in batch.ordered:
                 if op == "I":
                     assert new is not None
-                    cur.execute(insert, [_text(v) for v in new])
-                elif op == "D":
+                    inserts.append(new)
+                    continue
+                copy_inserts()
+                if op == "D":
                     assert old is not None
                     cur.execute(delete, [_text(v) for v in old])
                 else:
@@ -262,3 +268,4 @@ class Applier:
                     before = old if old is not None else new
                     merged = [b if n is UNCHANGED else n for n, b in zip(new, before, strict=True)]
                     cur.execute(update, [*map(_text, merged), *map(_text, before)])
+        copy_inserts()
