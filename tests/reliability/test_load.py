@@ -1,0 +1,75 @@
+"""Load: a pgbench TPC-B workload (scale 10) on the source during the snapshot and while a continuous run streams;
+at the end source and sink are equal. Prints changes/s applied and the lag left when the load stops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from airflow_connectors.cdc.embedded_pg import _bin_dir
+from tests.reliability.conftest import Replication
+
+pytestmark = pytest.mark.slow
+
+PGBENCH_TABLES = ("public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_tellers", "public.pgbench_history")
+LOAD_SECONDS = 20
+
+
+def pgbench(r: Replication, *args: str) -> subprocess.Popen[str]:
+    params = conninfo_to_dict(r.source)
+    env = {"PGPASSWORD": str(params["password"]), "PATH": "/usr/bin:/bin"}
+    command = [str(_bin_dir() / "pgbench"), "-h", "127.0.0.1", "-p", str(params["port"]), "-U", "postgres", *args,
+               str(params["dbname"])]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def current_lsn(r: Replication) -> str:
+    with psycopg.connect(r.source) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def lsn_value(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def test_pgbench_during_snapshot_and_streaming(replication: Replication) -> None:
+    r = replication
+    init = pgbench(r, "-i", "-s", "10", "-q")
+    assert init.wait(300) == 0, init.stdout.read() if init.stdout else ""
+    r.on_source("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL")  # pgbench's history has no key
+    load = pgbench(r, "-c", "2", "-j", "2", "-T", str(LOAD_SECONDS), "-n")
+    started = time.monotonic()
+    first = r.wait(r.start(), timeout=300)  # snapshot while pgbench writes, then stream to the fence
+    assert first["state"] == "succeeded", first
+    first_run_seconds = time.monotonic() - started
+    continuous, continuous_started = r.start(mode="continuous"), time.monotonic()
+    output = load.communicate(timeout=LOAD_SECONDS + 120)[0]
+    load_ended, end_lsn = time.monotonic(), current_lsn(r)
+    caught_up = r.wait(continuous, lambda run: run["applied_lsn"] is not None
+                       and lsn_value(run["applied_lsn"]) >= lsn_value(end_lsn), timeout=300)
+    caught_up_at = time.monotonic()
+    lag_seconds = caught_up_at - load_ended
+    r.http.post(f"{r.service.api}/connectors/{r.connector_id}/runs/{continuous}/cancel", timeout=30)
+    r.wait(continuous)
+    final = r.wait(r.start(), timeout=300)
+    assert final["state"] == "succeeded", final
+    for table in PGBENCH_TABLES:
+        r.equal(table)
+    tps = next((line for line in output.splitlines() if line.startswith("tps")), "tps = ?")
+    changes = sum(stats["inserts"] + stats["updates"] + stats["deletes"] for stats in caught_up["tables"].values())
+    figures = {
+        "pgbench": tps,
+        "first_run_seconds": round(first_run_seconds, 1),
+        "continuous_run_changes": changes,
+        "continuous_changes_per_second": round(changes / max(caught_up_at - continuous_started, 1e-3)),
+        "lag_seconds_after_load": round(lag_seconds, 2),
+    }
+    print("RELIABILITY-FIGURES " + json.dumps(figures))
