@@ -1,0 +1,1 @@
+"""Benchmarks of the CDC engine against PostgreSQL's native logical replication, measured in the same run."""

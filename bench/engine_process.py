@@ -1,0 +1,51 @@
+"""Run the engine once in its own process and report its time and peak memory (``python -m bench.engine_process``).
+
+Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path}`` on stdin; a continuous run ends
+when ``stop_file`` appears. Prints ``{"seconds", "max_rss_mb", "rows"}``: the run alone, interpreter start excluded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+import uuid
+
+from airflow_connectors.cdc.engine import execute_run
+from airflow_connectors.cdc.engine.interface import EnginePhase, RunCancelled, RunMode, RunRequest, TableCounters
+from airflow_connectors.cdc.models import Connector
+
+
+class QuietReporter:
+    def phase(self, phase: EnginePhase) -> None: ...
+
+    def table_progress(self, table: str, counters: TableCounters) -> None: ...
+
+    def positions(self, **positions: str | None) -> None: ...
+
+    def slot_health(self, *, lag_bytes: int | None, wal_status: str | None) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    connector = Connector.model_validate(job["connector"])
+    stop_file = job.get("stop_file")
+    request = RunRequest(run_id=str(uuid.uuid4()), mode=RunMode(job.get("mode", "catch_up")))
+    started = time.perf_counter()
+    rows = 0
+    try:
+        result = execute_run(connector, request, QuietReporter(), lambda: bool(stop_file and os.path.exists(stop_file)))
+        rows = sum(counters.rows for counters in result.tables.values())
+    except RunCancelled:
+        pass
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "max_rss_mb": round(peak, 1), "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
