@@ -4,6 +4,7 @@ at the end source and sink are equal. Prints changes/s applied and the lag left 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -17,7 +18,8 @@ from tests.reliability.conftest import Replication
 pytestmark = pytest.mark.slow
 
 PGBENCH_TABLES = ("public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_tellers", "public.pgbench_history")
-LOAD_SECONDS = 20
+# CDC_SOAK_SECONDS=600 turns this into a soak test (CI runs the 20-second variant).
+LOAD_SECONDS = int(os.environ.get("CDC_SOAK_SECONDS", "20"))
 
 
 def pgbench(r: Replication, *args: str) -> subprocess.Popen[str]:

@@ -195,9 +195,6 @@ class Applier:
         key_match = sql.SQL(" AND ").join(
             sql.SQL("t.{} = {}").format(sql.Identifier(name), value(index[name])) for name in plan.key
         )
-        self.sink.execute(
-            sql.SQL("DELETE FROM {} AS t USING {} AS s WHERE s.op = 'D' AND {}").format(target, stage, key_match)
-        )
         assignments = [
             sql.SQL("{} = CASE WHEN s.{} THEN t.{} ELSE {} END").format(
                 sql.Identifier(column.name), sql.Identifier(f"u{i}"), sql.Identifier(column.name), value(i)
@@ -205,14 +202,29 @@ class Applier:
             for i, column in enumerate(plan.columns)
             if column.name not in plan.key
         ]
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
+        values = sql.SQL(", ").join(value(i) for i in range(width))
+        if self.sink.info.server_version >= 150000:
+            # One join does it all. An update of a row the sink lacks (inserted earlier in this batch) inserts it.
+            update = (
+                sql.SQL("UPDATE SET {}").format(sql.SQL(", ").join(assignments)) if assignments else sql.SQL("DO NOTHING")
+            )
+            self.sink.execute(
+                sql.SQL(
+                    "MERGE INTO {} AS t USING {} AS s ON {} WHEN MATCHED AND s.op = 'D' THEN DELETE"
+                    " WHEN MATCHED THEN {} WHEN NOT MATCHED AND s.op <> 'D' THEN INSERT ({}) VALUES ({})"
+                ).format(target, stage, key_match, update, columns, values)
+            )
+            return
+        self.sink.execute(
+            sql.SQL("DELETE FROM {} AS t USING {} AS s WHERE s.op = 'D' AND {}").format(target, stage, key_match)
+        )
         if assignments:
             self.sink.execute(
                 sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE s.op = 'U' AND {}").format(
                     target, sql.SQL(", ").join(assignments), stage, key_match
                 )
             )
-        columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
-        values = sql.SQL(", ").join(value(i) for i in range(width))
         conflict = sql.SQL(", ").join(sql.Identifier(name) for name in plan.key)
         updates = [
             sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name)) for name in plan.column_names if name not in plan.key
@@ -220,7 +232,7 @@ class Applier:
         on_conflict = (
             sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(updates)) if updates else sql.SQL("DO NOTHING")
         )
-        # Updates of rows the sink does not have yet (inserted earlier in this batch) are inserts.
+        # PostgreSQL < 15 has no MERGE: delete, update, then insert what the sink lacks.
         self.sink.execute(
             sql.SQL(
                 "INSERT INTO {} AS t ({}) SELECT {} FROM {} AS s WHERE s.op = 'I' OR (s.op = 'U' AND NOT EXISTS"

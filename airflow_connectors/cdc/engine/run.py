@@ -125,7 +125,9 @@ class _Run:
 
     def initial_snapshot(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]) -> str:
         """Start over: a new slot, every table emptied and copied inside its exported snapshot."""
-        self.reporter.phase(EnginePhase.SNAPSHOTTING)
+        skip = self.source_cfg.replication_type.logical_replication.skip_snapshots
+        if not skip:
+            self.reporter.phase(EnginePhase.SNAPSHOTTING)
         checkpoint.forget(sink, self.connector.id)
         drop_slot(source, self.slot)
         for plan in plans.values():
@@ -133,7 +135,7 @@ class _Run:
             checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
         repl = replication_connection(self.source_ci)
         try:
-            if self.source_cfg.replication_type.logical_replication.skip_snapshots:
+            if skip:
                 lsn = create_slot_without_snapshot(repl, self.slot)
             else:
                 lsn, snapshot = create_slot(repl, self.slot)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from airflow_connectors.cdc.engine.interface import EngineError, EnginePhase, RunMode, SlotLostError
@@ -73,3 +74,15 @@ def test_continuous_run_stops_when_asked(pair: Pair) -> None:
     with pytest.raises(RunCancelled):
         pair.run(mode=RunMode.CONTINUOUS, should_stop=stop_once_caught_up)
     assert checksum(pair.source, "public.t") == checksum(pair.sink, "replica.t")
+
+
+def test_skip_snapshots_starts_from_the_stream_alone(pair: Pair) -> None:
+    pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY, v text)", "INSERT INTO public.t VALUES (1, 'old')")
+    streaming_only = pair.with_changes(source__postgres__replication_type={"logical_replication": {"skip_snapshots": True}})
+    result, reporter = streaming_only.run()
+    assert EnginePhase.SNAPSHOTTING not in reporter.phases and checksum(pair.sink, "replica.t")[0] == 0
+    pair.on_source("INSERT INTO public.t VALUES (2, 'new')", "UPDATE public.t SET v = 'changed' WHERE id = 1")
+    streaming_only.run()
+    with psycopg.connect(pair.sink) as sink:  # the update of a row it never copied inserts it: all it knows
+        rows = sink.execute("SELECT id, v FROM replica.t ORDER BY id").fetchall()
+    assert rows == [(1, "changed"), (2, "new")]
