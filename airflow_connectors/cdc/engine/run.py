@@ -132,6 +132,7 @@ class _Run:
         drop_slot(source, self.slot)
         for plan in plans.values():
             sink_schema.truncate(sink, plan)
+            sink_schema.drop_key(sink, plan)
             checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
         repl = replication_connection(self.source_ci)
         try:
@@ -152,6 +153,7 @@ class _Run:
         for plan in plans:
             checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
             sink_schema.truncate(sink, plan)
+            sink_schema.drop_key(sink, plan)
         repl = replication_connection(self.source_ci)
         try:
             lsn, snapshot = create_slot(repl, f"{self.slot[:40]}_rs_{uuid.uuid4().hex[:8]}", temporary=True)
@@ -176,6 +178,7 @@ class _Run:
         self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan], *, skip_until: str | None
     ) -> None:
         for plan in plans:
+            sink_schema.add_key(sink, plan)  # after the load: one sorted build instead of one insert per row
             sink_schema.create_indexes(sink, plan, secondary_indexes(source, plan))
             checkpoint.set_table_state(sink, self.connector.id, plan.name, "ready", skip_until)
 

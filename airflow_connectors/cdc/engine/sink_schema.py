@@ -53,3 +53,23 @@ def create_indexes(conn: psycopg.Connection[Any], plan: TablePlan, indexes: list
                 sql.SQL(", ").join(map(sql.Identifier, columns)),
             )
         )
+
+
+def drop_key(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
+    """Before a bulk load into an empty table: building the key index once afterwards beats maintaining it."""
+    row = conn.execute(
+        "SELECT conname FROM pg_constraint WHERE contype = 'p'"
+        " AND conrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass",
+        (plan.sink_schema, plan.sink_table),
+    ).fetchone()
+    if row is not None:
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(table_ident(plan), sql.Identifier(row[0])))
+
+
+def add_key(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
+    if plan.key:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+                table_ident(plan), sql.SQL(", ").join(map(sql.Identifier, plan.key))
+            )
+        )

@@ -48,6 +48,7 @@ from airflow_connectors.cdc.engine.slot import check_slot, slot_info
 from airflow_connectors.cdc.models import Buffer, Catalog, MigrationStrategy
 
 HEALTH_EVERY = 5.0  # seconds between slot lag samples
+IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffered instead of waiting for more
 
 
 @dataclass
@@ -145,10 +146,12 @@ class _Stream:
                 if self.pending_end is not None:
                     self.commit(self.pending_end)
                 raise RunCancelled()
-            item = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, 1.0))
+            # With whole transactions waiting, a quiet moment is the time to commit them: lag stays low.
+            idle_wait = IDLE_COMMIT_SECONDS if self.pending_end is not None else 1.0
+            item = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, idle_wait))
             self.health()
             if item is None:
-                if self.pending_end is not None and self.due():
+                if self.pending_end is not None:
                     self.commit(self.pending_end)
                 continue
             message = decode(item[1])
