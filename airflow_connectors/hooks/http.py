@@ -11,6 +11,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -154,6 +155,35 @@ def _is_retryable(method: str, status: int | None, policy: RetryPolicy, exc: Exc
     return status in policy.retry_statuses and (idempotent or method in IDEMPOTENT_METHODS or status == 503)
 
 
+@dataclass
+class _Attempts:
+    """One request's retry bookkeeping, shared by the sync client and its async twin."""
+
+    policy: RetryPolicy
+    method: str
+    path: str
+    idempotent: bool
+    started: float = field(default_factory=time.monotonic)
+    attempt: int = 0
+
+    def network_error(self, exc: Exception) -> tuple[ApiError, bool]:
+        error = ApiUnavailable(None, f"{type(exc).__name__}: no usable response", method=self.method, path=self.path)
+        return error, _is_retryable(self.method, None, self.policy, exc, self.idempotent)
+
+    def http_error(self, status: int, headers: Mapping[str, str], text: str) -> tuple[ApiError, bool]:
+        error = _api_error(self.method, self.path, status, headers, text, headers.get("content-type", ""))
+        return error, _is_retryable(self.method, status, self.policy, None, self.idempotent)
+
+    def wait_before_retry(self, error: ApiError, retryable: bool, log: Any) -> float:
+        """Seconds to wait before the next attempt; raises ``error`` when the policy allows none."""
+        delay = self.policy.delay(self.attempt, error.retry_after)
+        if not retryable or not self.policy.allows(self.attempt, time.monotonic() - self.started, delay):
+            raise error
+        self.attempt += 1
+        log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, delay, self.attempt + 1, self.policy.max_attempts)
+        return delay
+
+
 class HttpApiHook(ConnectorHook):
     """Base of the four hooks. A subclass names its connection type and public URL, and says how to authenticate
     (:meth:`auth_headers`) and where the payload sits in a response (:meth:`unwrap`)."""
@@ -232,9 +262,8 @@ class HttpApiHook(ConnectorHook):
     ) -> Any:
         """One API call with the retry policy; returns the unwrapped JSON payload (None for an empty body)."""
         settings, session = self._sync
-        policy, started, attempt = settings.retry, time.monotonic(), 0
+        attempts = _Attempts(settings.retry, method, path, idempotent)
         while True:
-            error: ApiError
             try:
                 response = session.request(
                     method,
@@ -245,22 +274,12 @@ class HttpApiHook(ConnectorHook):
                     timeout=(settings.connect_timeout, settings.read_timeout),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                error = ApiUnavailable(None, f"{type(exc).__name__}: no usable response", method=method, path=path)
-                retryable = _is_retryable(method, None, policy, exc, idempotent)
+                error, retryable = attempts.network_error(exc)
             else:
                 if response.status_code < 400:
-                    return self.unwrap(_json(response.text, response.headers.get("Content-Type", "")))
-                error = _api_error(
-                    method, path, response.status_code, response.headers, response.text,
-                    response.headers.get("Content-Type", ""),
-                )
-                retryable = _is_retryable(method, response.status_code, policy, None, idempotent)
-            delay = policy.delay(attempt, error.retry_after)
-            if not retryable or not policy.allows(attempt, time.monotonic() - started, delay):
-                raise error
-            self.log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, delay, attempt + 2, policy.max_attempts)
-            time.sleep(delay)
-            attempt += 1
+                    return self.unwrap(_json(response.text, response.headers.get("content-type", "")))
+                error, retryable = attempts.http_error(response.status_code, response.headers, response.text)
+            time.sleep(attempts.wait_before_retry(error, retryable, self.log))
 
     async def _acall(
         self,
@@ -274,32 +293,21 @@ class HttpApiHook(ConnectorHook):
     ) -> Any:
         """The async twin of :meth:`_call` (same policy, ``asyncio.sleep`` between attempts)."""
         settings, base = await self._async()
-        policy, started, attempt = settings.retry, time.monotonic(), 0
+        attempts = _Attempts(settings.retry, method, path, idempotent)
         timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
         async with httpx.AsyncClient(headers=base, timeout=timeout) as client:
             while True:
-                error: ApiError
                 try:
                     response = await client.request(
                         method, settings.base_url + path, json=json, params=params, headers=dict(headers or {})
                     )
                 except httpx.TransportError as exc:
-                    error = ApiUnavailable(None, f"{type(exc).__name__}: no usable response", method=method, path=path)
-                    retryable = _is_retryable(method, None, policy, exc, idempotent)
+                    error, retryable = attempts.network_error(exc)
                 else:
                     if response.status_code < 400:
                         return self.unwrap(_json(response.text, response.headers.get("content-type", "")))
-                    error = _api_error(
-                        method, path, response.status_code, response.headers, response.text,
-                        response.headers.get("content-type", ""),
-                    )
-                    retryable = _is_retryable(method, response.status_code, policy, None, idempotent)
-                delay = policy.delay(attempt, error.retry_after)
-                if not retryable or not policy.allows(attempt, time.monotonic() - started, delay):
-                    raise error
-                self.log.warning("%s; retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                attempt += 1
+                    error, retryable = attempts.http_error(response.status_code, response.headers, response.text)
+                await asyncio.sleep(attempts.wait_before_retry(error, retryable, self.log))
 
     # -- UI ------------------------------------------------------------------------------------------------------
     @classmethod

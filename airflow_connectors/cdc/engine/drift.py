@@ -34,6 +34,46 @@ def _type_of(source: psycopg.Connection[Any], oid: int, typmod: int) -> tuple[st
     return source_type, {"e": "text", "d": base, "c": "text"}.get(typtype, source_type)
 
 
+class _Migration:
+    """The three kinds of column change, each applied to the sink table or refused, as the strategy says."""
+
+    def __init__(self, sink: psycopg.Connection[Any], plan: TablePlan, strategy: MigrationStrategy) -> None:
+        self.sink, self.plan, self.strategy, self.target = sink, plan, strategy, table_ident(plan)
+
+    def add(self, name: str, source_type: str, sink_type: str) -> None:
+        if self.strategy.added_columns == "fail":
+            raise EngineError(
+                f"{self.plan.name}: column {name!r} ({source_type}) was added on the source and "
+                "migration_strategy.added_columns is 'fail'; set it to 'apply' or add the column to the sink"
+            )
+        self.sink.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+            self.target, sql.Identifier(name), sql.SQL(sink_type)))
+
+    def retype(self, name: str, old_type: str, source_type: str, sink_type: str) -> None:
+        if self.strategy.retyped_columns == "fail":
+            raise EngineError(
+                f"{self.plan.name}: column {name!r} changed type from {old_type} to {source_type} on the source and "
+                "migration_strategy.retyped_columns is 'fail'; set it to 'apply', or alter the sink column yourself "
+                "and resync the table"
+            )
+        self.sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
+            self.target, sql.Identifier(name), sql.SQL(sink_type), sql.Identifier(name), sql.SQL(sink_type)))
+
+    def drop(self, name: str, not_null: bool) -> None:
+        if name in self.plan.key:
+            raise EngineError(f"{self.plan.name}: key column {name!r} was dropped on the source; resync the table")
+        if self.strategy.dropped_columns == "fail":
+            raise EngineError(
+                f"{self.plan.name}: column {name!r} is no longer replicated from the source and "
+                "migration_strategy.dropped_columns is 'fail'; set it to 'keep' or 'apply'"
+            )
+        if self.strategy.dropped_columns == "apply":
+            self.sink.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(self.target, sql.Identifier(name)))
+        elif not_null:  # keep: new rows leave it NULL
+            self.sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+                self.target, sql.Identifier(name)))
+
+
 def reconcile(
     relation: Relation,
     plan: TablePlan,
@@ -48,58 +88,27 @@ def reconcile(
     names = [name for name, _, _, _ in relation.columns]
     wanted = set(entry.columns(names))
     current = {column.name: column for column in plan.columns}
+    change = _Migration(sink, plan, migration)
     columns: list[ColumnPlan] = []
-    target = table_ident(plan)
     for name, oid, typmod, _ in relation.columns:
         if name not in wanted:
             continue
         known = current.get(name)
         if known is None:
             source_type, sink_type = _type_of(source, oid, typmod)
-            if migration.added_columns == "fail":
-                raise EngineError(
-                    f"{plan.name}: column {name!r} ({source_type}) was added on the source and "
-                    "migration_strategy.added_columns is 'fail'; set it to 'apply' or add the column to the sink"
-                )
-            sink.execute(
-                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                    target, sql.Identifier(name), sql.SQL(sink_type)
-                )
-            )
+            change.add(name, source_type, sink_type)
             columns.append(ColumnPlan(name, source_type, sink_type, oid, False))
         elif known.type_oid != oid:
             source_type, sink_type = _type_of(source, oid, typmod)
-            if migration.retyped_columns == "fail":
-                raise EngineError(
-                    f"{plan.name}: column {name!r} changed type from {known.source_type} to {source_type} on the "
-                    "source and migration_strategy.retyped_columns is 'fail'; set it to 'apply', or alter the sink "
-                    "column yourself and resync the table"
-                )
-            sink.execute(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
-                    target, sql.Identifier(name), sql.SQL(sink_type), sql.Identifier(name), sql.SQL(sink_type)
-                )
-            )
+            change.retype(name, known.source_type, source_type, sink_type)
             columns.append(replace(known, source_type=source_type, sink_type=sink_type, type_oid=oid))
         else:
             columns.append(known)
     for name, column in current.items():
-        if name in names:
-            continue
-        if name in plan.key:
-            raise EngineError(f"{plan.name}: key column {name!r} was dropped on the source; resync the table")
-        if migration.dropped_columns == "fail":
-            raise EngineError(
-                f"{plan.name}: column {name!r} was dropped on the source and migration_strategy.dropped_columns is "
-                "'fail'; set it to 'keep' or 'apply'"
-            )
-        if migration.dropped_columns == "apply":
-            sink.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(target, sql.Identifier(name)))
-        elif column.not_null:  # keep: new rows leave it NULL
-            sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, sql.Identifier(name)))
+        if name not in names:
+            change.drop(name, column.not_null)
     new_plan = plan if tuple(columns) == plan.columns else replace(plan, columns=tuple(columns))
-    mapping = [names.index(column.name) for column in columns]
-    return new_plan, mapping
+    return new_plan, [names.index(column.name) for column in columns]
 
 
 def align_sink_table(sink: psycopg.Connection[Any], plan: TablePlan, migration: MigrationStrategy) -> None:
@@ -112,36 +121,13 @@ def align_sink_table(sink: psycopg.Connection[Any], plan: TablePlan, migration: 
         (plan.sink_schema, plan.sink_table),
     ).fetchall()
     existing = {name: (sink_type, not_null) for name, sink_type, not_null in rows}
-    target = table_ident(plan)
+    change = _Migration(sink, plan, migration)
     for column in plan.columns:
         if column.name not in existing:
-            if migration.added_columns == "fail":
-                raise EngineError(
-                    f"{plan.name}: column {column.name!r} ({column.source_type}) was added on the source and "
-                    "migration_strategy.added_columns is 'fail'; set it to 'apply' or add the column to the sink"
-                )
-            sink.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                target, sql.Identifier(column.name), sql.SQL(column.sink_type)))
+            change.add(column.name, column.source_type, column.sink_type)
         elif existing[column.name][0] != column.sink_type:  # both are format_type() spellings
-            if migration.retyped_columns == "fail":
-                raise EngineError(
-                    f"{plan.name}: column {column.name!r} changed type from {existing[column.name][0]} to "
-                    f"{column.source_type} on the source and migration_strategy.retyped_columns is 'fail'; set it to "
-                    "'apply', or alter the sink column yourself and resync the table"
-                )
-            sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
-                target, sql.Identifier(column.name), sql.SQL(column.sink_type), sql.Identifier(column.name),
-                sql.SQL(column.sink_type)))
+            change.retype(column.name, existing[column.name][0], column.source_type, column.sink_type)
     wanted = set(plan.column_names)
     for name, (_, not_null) in existing.items():
-        if name in wanted:
-            continue
-        if migration.dropped_columns == "fail":
-            raise EngineError(
-                f"{plan.name}: column {name!r} is no longer replicated from the source and "
-                "migration_strategy.dropped_columns is 'fail'; set it to 'keep' or 'apply'"
-            )
-        if migration.dropped_columns == "apply":
-            sink.execute(sql.SQL("ALTER TABLE {} DROP COLUMN {}").format(target, sql.Identifier(name)))
-        elif not_null:
-            sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, sql.Identifier(name)))
+        if name not in wanted:
+            change.drop(name, not_null)
