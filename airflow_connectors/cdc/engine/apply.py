@@ -9,6 +9,7 @@ one row on its whole old value. Nothing here commits: the stream commits a batch
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.sink_schema import table_ident
 
+_SPECIAL = re.compile(rb"[\\\t\n\r]")
+_SPECIAL_NOT_TAB = re.compile(rb"[\\\n\r]")
 _ESCAPES = {ord("\\"): b"\\\\", ord("\t"): b"\\t", ord("\n"): b"\\n", ord("\r"): b"\\r"}
 
 
@@ -27,9 +30,18 @@ def _copy_field(value: Value) -> bytes:
     if value is None or value is UNCHANGED:
         return b"\\N"
     assert isinstance(value, bytes)
-    if b"\\" in value or b"\t" in value or b"\n" in value or b"\r" in value:
+    if _SPECIAL.search(value):
         return b"".join(_ESCAPES.get(byte, bytes((byte,))) for byte in value)
     return value
+
+
+def copy_line(fields: tuple[Value, ...] | list[Value]) -> bytes:
+    """One line of COPY text format. Most rows hold no byte that needs escaping: check them all at once."""
+    if None not in fields and UNCHANGED not in fields:
+        line = b"\t".join(fields)  # type: ignore[arg-type]
+        if not _SPECIAL_NOT_TAB.search(line) and line.count(b"\t") == len(fields) - 1:  # no tab inside a value
+            return line + b"\n"
+    return b"\t".join(map(_copy_field, fields)) + b"\n"
 
 
 def _text(value: Value) -> str | None:
@@ -69,13 +81,12 @@ class Applier:
             batch = self.batches[plan.name] = TableBatch(plan)
         return batch
 
-    def _key(self, plan: TablePlan, row: Row) -> tuple[Value, ...]:
-        return tuple(row[plan.column_names.index(name)] for name in plan.key)
+    @staticmethod
+    def _key(plan: TablePlan, row: Row) -> tuple[Value, ...]:
+        return tuple(row[i] for i in plan.key_positions)
 
     def _account(self, row: Row | None) -> None:
-        self.rows += 1
-        if row is not None:
-            self.bytes += sum(len(value) for value in row if isinstance(value, bytes))
+        self.rows += 1  # bytes are counted by the caller, from the size of the message (cheaper than per value)
 
     def insert(self, plan: TablePlan, row: Row) -> None:
         batch = self._batch(plan)
@@ -100,7 +111,7 @@ class Applier:
                 batch.changes.pop(old_key, None)
                 batch.changes[old_key] = ("D", old)
         previous = batch.changes.get(key)
-        if previous is not None and previous[0] != "D" and any(value is UNCHANGED for value in new):
+        if previous is not None and previous[0] != "D" and UNCHANGED in new:
             # An earlier change of this batch holds the current value of the unchanged TOASTed columns.
             new = tuple(prev if value is UNCHANGED else value for value, prev in zip(new, previous[1], strict=True))
         op = "I" if previous is not None and previous[0] == "I" else "U"
@@ -178,9 +189,12 @@ class Applier:
         self.sink.execute(sql.SQL("TRUNCATE {}").format(stage))
         with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} FROM STDIN").format(stage)) as copy:
             chunk: list[bytes] = []
+            all_changed = b"\t".join([b"f"] * width)
             for op, row in batch.changes.values():
-                flags = [b"t" if value is UNCHANGED else b"f" for value in row]
-                chunk.append(b"\t".join([op.encode(), *map(_copy_field, row), *flags]) + b"\n")
+                flags = (
+                    b"\t".join(b"t" if value is UNCHANGED else b"f" for value in row) if UNCHANGED in row else all_changed
+                )
+                chunk.append(op.encode() + b"\t" + copy_line(row)[:-1] + b"\t" + flags + b"\n")
                 if len(chunk) >= 2000:
                     copy.write(b"".join(chunk))
                     chunk.clear()
@@ -262,7 +276,7 @@ class Applier:
         def copy_inserts() -> None:  # consecutive inserts go in one COPY, in order with the rest
             if inserts:
                 with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy:
-                    copy.write(b"".join(b"\t".join(map(_copy_field, row)) + b"\n" for row in inserts))
+                    copy.write(b"".join(map(copy_line, inserts)))
                 inserts.clear()
 
         with self.sink.cursor() as cur:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class TablePlan:
     def name(self) -> str:
         return f"{self.source_schema}.{self.source_table}"
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
+
+    @cached_property
+    def key_positions(self) -> tuple[int, ...]:
+        """Where the key columns sit in a row of this plan (computed once: it is used for every change)."""
+        return tuple(self.column_names.index(name) for name in self.key)

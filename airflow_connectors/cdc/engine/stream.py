@@ -9,6 +9,7 @@ when the run started, so it finishes even on an idle source.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ class _Stream:
         self.applier = Applier(self.sink)
         self.checkpoint = lsn_to_int(start_lsn)
         self.stream = ReplicationStream(source_conninfo, slot_name, publication, start_lsn, binary=False)
-        self.relations: dict[int, tuple[TablePlan, list[int]]] = {}
+        self.relations: dict[int, tuple[TablePlan, Callable[[Row], Row]]] = {}
         self.totals: dict[str, TableCounters] = {name: TableCounters() for name in plans}
         self.pending_end: int | None = None  # end LSN of the last whole source transaction not yet committed
         self.last_commit = time.monotonic()
@@ -160,6 +161,7 @@ class _Stream:
                 skip_tx = tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
             elif isinstance(message, (Insert, Update, Delete)):
                 if not skip_tx:
+                    self.applier.bytes += len(item[1])
                     self.change(message, tx_lsn)
             elif isinstance(message, Commit):
                 if skip_tx:
@@ -202,18 +204,17 @@ class _Stream:
         if new_plan is not plan:
             self.reporter.log(f"{name}: schema change applied to the sink per migration_strategy")
         self.plans[name] = new_plan
-        self.relations[message.relid] = (new_plan, mapping)
+        pick = operator.itemgetter(*mapping)
+        # itemgetter of one index returns the value, not a 1-tuple
+        self.relations[message.relid] = (new_plan, pick if len(mapping) > 1 else (lambda values: (pick(values),)))
 
     def change(self, message: Insert | Update | Delete, tx_lsn: int) -> None:
         mapped = self.relations.get(message.relid)
         if mapped is None:
             return
-        plan, mapping = mapped
+        plan, row = mapped
         if tx_lsn < self.skip_until.get(plan.name, 0):
             return  # already in this table's resync copy
-
-        def row(values: Row) -> Row:
-            return tuple(values[i] for i in mapping)
 
         # A key-only old tuple ('K') has every column, nulls outside the key: it maps like a full one.
         if isinstance(message, Insert):
