@@ -164,7 +164,13 @@ class CreateConnectorOperator(BaseOperator):
     def _existing(self, hook: ConnectorHook, body: dict[str, Any]) -> dict[str, Any] | None:
         name = self.name or body.get("name")
         if name:
-            found = hook.find_connector_by_name(str(name))
+            try:
+                found = hook.find_connector_by_name(str(name))
+            except ValueError:
+                if self.if_exists != "fail":
+                    raise  # reuse / update need the lookup; the hook says why it cannot
+                self.log.info("this API cannot look connectors up by name: creating without checking")
+                found = None
             if found is not None:
                 return found
         own_id = body.get(hook.connector_id_key)
