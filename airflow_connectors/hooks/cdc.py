@@ -94,15 +94,18 @@ class CdcHook(HttpApiHook):
             params["cursor"] = page["next_cursor"]
 
     def validate_patch(self, patch: dict[str, Any], current: dict[str, Any] | None = None) -> None:
-        """The service's patch rules: immutable source/sink type and host/port/database, required fields not
-        removed; with ``current``, also the values it would get after the merge. ``ValueError`` names the field."""
+        """The service's patch rules (``airflow_connectors.cdc.patch``): source/sink type not changed, required
+        fields not removed; with ``current``, also host/port/database kept. ``ValueError`` names the field."""
         if not isinstance(patch, dict):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")
         patch = resolve_connection_references(patch)
         try:
             if current is None:  # without the stored connector: the type and required-field rules
                 for side, model in (("source", Source), ("sink", Sink)):
-                    for key, value in (patch.get(side) or {}).items():
+                    sent = patch.get(side, {})
+                    if not isinstance(sent, dict):
+                        raise PatchError(side, "is required and must be an object with one variant key")
+                    for key, value in sent.items():
                         if key not in model.model_fields or value is None:
                             raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed")
                 check_required(Connector, patch, "")
