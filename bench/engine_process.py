@@ -1,7 +1,8 @@
 """Run the engine once in its own process and report its time and peak memory (``python -m bench.engine_process``).
 
-Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path}`` on stdin; a continuous run ends
-when ``stop_file`` appears. Prints ``{"seconds", "max_rss_mb", "rows"}``: the run alone, interpreter start excluded.
+Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path | null}`` on stdin; a continuous
+run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "max_rss_mb", "rows"}`` (the run alone,
+interpreter start excluded) or ``{"error"}`` with exit status 1. Its own process, so the peak RSS is the engine's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from airflow_connectors.cdc.models import Connector
 
 
 class QuietReporter:
+    """Records nothing: the benchmark measures the data path, not the service's bookkeeping."""
+
     def phase(self, phase: EnginePhase) -> None: ...
 
     def table_progress(self, table: str, counters: TableCounters) -> None: ...
@@ -30,7 +33,11 @@ class QuietReporter:
     def log(self, message: str) -> None: ...
 
 
-def main() -> None:
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def main() -> int:
     job = json.loads(sys.stdin.read())
     connector = Connector.model_validate(job["connector"])
     stop_file = job.get("stop_file")
@@ -41,11 +48,14 @@ def main() -> None:
         result = execute_run(connector, request, QuietReporter(), lambda: bool(stop_file and os.path.exists(stop_file)))
         rows = sum(counters.rows for counters in result.tables.values())
     except RunCancelled:
-        pass
+        pass  # how a continuous run ends
+    except Exception as exc:  # reported to the harness, which records the figure as missing and why
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "max_rss_mb": peak_rss_mb()}), flush=True)
+        return 1
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "max_rss_mb": round(peak, 1), "rows": rows}))
+    print(json.dumps({"seconds": seconds, "max_rss_mb": peak_rss_mb(), "rows": rows}), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
