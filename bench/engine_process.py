@@ -1,8 +1,9 @@
 """Run the engine once in its own process and report its time and peak memory (``python -m bench.engine_process``).
 
 Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path | null}`` on stdin; a continuous
-run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "max_rss_mb", "rows"}`` (the run alone,
-interpreter start excluded) or ``{"error"}`` with exit status 1. Its own process, so the peak RSS is the engine's.
+run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "max_rss_mb", "rows", "phases"}`` (the run
+alone, interpreter start excluded; ``phases``: when each phase began) or ``{"error"}`` with exit status 1.
+Its own process, so the peak RSS is the engine's.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from airflow_connectors.cdc.models import Connector
 
 
 class QuietReporter:
-    """Records nothing: the benchmark measures the data path, not the service's bookkeeping."""
+    """Records nothing but when each phase began: the benchmark measures the data path, not bookkeeping."""
 
-    def phase(self, phase: EnginePhase) -> None: ...
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}  # phase -> seconds after the run started
+
+    def phase(self, phase: EnginePhase) -> None:
+        self.phases.setdefault(phase.value, time.perf_counter() - self.started)
 
     def table_progress(self, table: str, counters: TableCounters) -> None: ...
 
@@ -42,18 +48,19 @@ def main() -> int:
     connector = Connector.model_validate(job["connector"])
     stop_file = job.get("stop_file")
     request = RunRequest(run_id=str(uuid.uuid4()), mode=RunMode(job.get("mode", "catch_up")))
-    started = time.perf_counter()
+    reporter = QuietReporter()
     rows = 0
     try:
-        result = execute_run(connector, request, QuietReporter(), lambda: bool(stop_file and os.path.exists(stop_file)))
+        result = execute_run(connector, request, reporter, lambda: bool(stop_file and os.path.exists(stop_file)))
         rows = sum(counters.rows for counters in result.tables.values())
     except RunCancelled:
         pass  # how a continuous run ends
     except Exception as exc:  # reported to the harness, which records the figure as missing and why
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "max_rss_mb": peak_rss_mb()}), flush=True)
         return 1
-    seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "max_rss_mb": peak_rss_mb(), "rows": rows}), flush=True)
+    seconds = time.perf_counter() - reporter.started
+    report = {"seconds": seconds, "max_rss_mb": peak_rss_mb(), "rows": rows, "phases": reporter.phases}
+    print(json.dumps(report), flush=True)
     return 0
 
 

@@ -33,6 +33,21 @@ def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} MB"
 
 
+def _json(value: Any) -> str:
+    """Compact JSON with floats to 3 decimals, for the details section."""
+
+    def rounded(item: Any) -> Any:
+        if isinstance(item, float):
+            return round(item, 3)
+        if isinstance(item, dict):
+            return {key: rounded(val) for key, val in item.items()}
+        if isinstance(item, list):
+            return [rounded(val) for val in item]
+        return item
+
+    return json.dumps(rounded(value))
+
+
 def rows_of(results: dict[str, Any]) -> list[list[str]]:
     table = []
     for snap in results["snapshot"]:
@@ -100,11 +115,15 @@ def missing(results: dict[str, Any]) -> list[str]:
 
 def details(results: dict[str, Any]) -> list[str]:
     upd, lag = results["update"], results["stream"]
-    lines = [f"- Snapshot samples (median reported): `{json.dumps(s['samples'])}`" for s in results["snapshot"]]
+    lines = []
+    for snap in results["snapshot"]:
+        lines.append(f"- Snapshot of {snap['rows']:,} rows, every round (median reported): `{_json(snap['samples'])}`;")
+        lines.append(f"  our phases began (s after the run started): `{_json(snap['ours_phases'])}`")
     lines.append(
         f"- UPDATE: {upd['native_update']['wal_bytes']:,} bytes of WAL; native subscription `streaming = "
         f"{upd['native_streaming']}` (the default here); ours applied {upd.get('ours_rows', '-')} changes, "
-        f"{_s(upd.get('ours_wall_from_commit_s'))} from COMMIT to our process's exit (interpreter start included)."
+        f"{_s(upd.get('ours_wall_from_commit_s'))} from COMMIT to our process's exit (interpreter start included);"
+        f" phases began at `{_json(upd.get('ours_phases'))}` s."
     )
     for who in ("native", "ours"):
         load, caught = lag.get(f"{who}_load"), lag.get(who)

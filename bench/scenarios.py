@@ -33,6 +33,7 @@ def snapshot(bench: Bench, rows: int, repeat: int) -> dict[str, Any]:
     say(f"snapshot of {rows:,} rows: filling the source")
     bench.fill_source(rows)
     samples: dict[str, list[float]] = {"copy_pipe_s": [], "native_s": [], "ours_s": [], "ours_rss_mb": []}
+    phases: list[dict[str, float]] = []
     error = None
     for attempt in range(1, repeat + 1):
         say(f"snapshot {rows:,} rows, round {attempt}/{repeat}: raw COPY pipe")
@@ -50,6 +51,7 @@ def snapshot(bench: Bench, rows: int, repeat: int) -> dict[str, Any]:
             _ours_equal(bench, "bench_ours")
             samples["ours_s"].append(report["seconds"])
             samples["ours_rss_mb"].append(report["max_rss_mb"])
+            phases.append(report["phases"])
         except OursFailed as exc:
             error = str(exc)
         finally:
@@ -60,6 +62,7 @@ def snapshot(bench: Bench, rows: int, repeat: int) -> dict[str, Any]:
         **median,
         "ours_rss_mb": max(samples["ours_rss_mb"], default=None),
         "samples": samples,
+        "ours_phases": phases,
         "ours_error": error,
     }
 
@@ -101,6 +104,7 @@ def big_update(bench: Bench, rows: int) -> dict[str, Any]:
             ours_update=ours_update,
             ours_s=report["seconds"],
             ours_rows=report["rows"],
+            ours_phases=report["phases"],
             ours_rss_mb=max(initial["max_rss_mb"], report["max_rss_mb"]),
         )
     except OursFailed as exc:
