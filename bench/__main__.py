@@ -61,15 +61,15 @@ def commit() -> str:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    defaults = (args.rows, args.transactions, args.repeat, args.full) == (
-        DEFAULT_ROWS,
-        DEFAULT_TRANSACTIONS,
-        DEFAULT_REPEAT,
-        False,
-    )
-    if defaults and args.out == report.NOTES.parent:
-        return "make bench"
-    return "python -m bench " + shlex.join(sys.argv[1:])
+    """The command that measures the same thing again (``--load-note`` and the default ``--out`` left out)."""
+    options = [
+        *(["--rows", str(args.rows)] if args.rows != DEFAULT_ROWS else []),
+        *(["--transactions", str(args.transactions)] if args.transactions != DEFAULT_TRANSACTIONS else []),
+        *(["--repeat", str(args.repeat)] if args.repeat != DEFAULT_REPEAT else []),
+        *(["--full"] if args.full else []),
+        *(["--out", str(args.out)] if args.out != report.NOTES.parent else []),
+    ]
+    return "make bench" if not options else "python -m bench " + shlex.join(options)
 
 
 def main() -> int:
