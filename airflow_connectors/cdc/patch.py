@@ -78,7 +78,7 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _check_required(model: type[BaseModel], patch: dict[str, Any], path: str) -> None:
+def check_required(model: type[BaseModel], patch: dict[str, Any], path: str) -> None:
     for key, value in patch.items():
         field = model.model_fields.get(key)
         if field is None:
@@ -88,7 +88,7 @@ def _check_required(model: type[BaseModel], patch: dict[str, Any], path: str) ->
             raise PatchError(where, "is required and cannot be removed")
         inner = _model_of(field.annotation)
         if inner is not None and isinstance(value, dict):
-            _check_required(inner, value, where)
+            check_required(inner, value, where)
 
 
 def check_patch(current: Connector, patch: Any) -> None:
@@ -114,7 +114,7 @@ def check_patch(current: Connector, patch: Any) -> None:
         for name in IMMUTABLE_CONNECTION_FIELDS:
             if name in connection and connection[name] != getattr(stored, name):
                 raise PatchError(f"{side}.{variant}.connection.{name}", "is immutable after creation")
-    _check_required(Connector, patch, "")
+    check_required(Connector, patch, "")
 
 
 def apply_patch(current: Connector, patch: Any) -> Connector:

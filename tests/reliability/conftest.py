@@ -3,6 +3,7 @@ or kill them), with a short worker lease so a killed service's run is taken over
 
 from __future__ import annotations
 
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,8 +25,8 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmbeddedPostgres, EmbeddedPostgres]]:
-    root = Path(tmp_path_factory.mktemp("reliability"))
+def servers() -> Iterator[tuple[EmbeddedPostgres, EmbeddedPostgres]]:
+    root = Path(tempfile.mkdtemp(prefix="airflow-connectors-reliability-"))  # outside pytest's rotated basetemp
     source, sink = EmbeddedPostgres(root / "source").start(), EmbeddedPostgres(root / "sink").start()
     register_secret(source.password)
     register_secret(sink.password)

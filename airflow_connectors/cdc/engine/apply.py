@@ -9,7 +9,9 @@ one row on its whole old value. Nothing here commits: the stream commits a batch
 
 from __future__ import annotations
 
+import hashlib
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,28 @@ def _copy_field(value: Value) -> bytes:
     if _SPECIAL.search(value):
         return b"".join(_ESCAPES.get(byte, bytes((byte,))) for byte in value)
     return value
+
+
+_INT16 = struct.Struct("!h")
+_INT32 = struct.Struct("!i")
+COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+COPY_BINARY_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
+_FLAG = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00"}
+
+
+def binary_line(op: str, row: Row, field_count: bytes) -> bytes:
+    """One COPY BINARY tuple of the staging table: op, the values as pgoutput sent them (the types' send format,
+    spliced without decoding), then one "unchanged" flag per value."""
+    parts = [field_count, b"\x00\x00\x00\x01", op.encode()]
+    for value in row:
+        if value is None or value is UNCHANGED:
+            parts.append(_NULL)
+        else:
+            parts.append(_INT32.pack(len(value)))  # type: ignore[arg-type]
+            parts.append(value)  # type: ignore[arg-type]
+    parts.extend(_FLAG[value is UNCHANGED] for value in row)
+    return b"".join(parts)
 
 
 def copy_line(fields: tuple[Value, ...] | list[Value]) -> bytes:
@@ -64,8 +88,9 @@ class TableBatch:
 class Applier:
     """Buffers changes per table and writes them into the sink's open transaction on :meth:`flush`."""
 
-    def __init__(self, sink: psycopg.Connection[Any]) -> None:
+    def __init__(self, sink: psycopg.Connection[Any], *, binary: bool = False) -> None:
         self.sink = sink
+        self.binary = binary  # values are pgoutput binary (send format): staged with COPY BINARY, no casts
         self.batches: dict[str, TableBatch] = {}
         self.rows = 0  # buffered changes
         self.bytes = 0
@@ -168,13 +193,18 @@ class Applier:
         batch.counters = TableCounters()
 
     def _stage_name(self, plan: TablePlan) -> sql.Identifier:
-        return sql.Identifier(f"stage_{abs(hash(plan.name)) % 10**12}_{len(plan.columns)}")
+        # One staging table per table shape: a schema change (or the format) gets a new one.
+        shape = (plan.name, tuple(column.sink_type for column in plan.columns), self.binary)
+        return sql.Identifier(f"stage_{hashlib.sha256(repr(shape).encode()).hexdigest()[:16]}")
 
     def _ensure_stage(self, plan: TablePlan) -> sql.Identifier:
         stage = self._stage_name(plan)
         if stage.as_string(self.sink) not in self._staged:
             columns = [sql.SQL("op \"char\"")]
-            columns += [sql.SQL("{} text").format(sql.Identifier(f"v{i}")) for i in range(len(plan.columns))]
+            columns += [
+                sql.SQL("{} {}").format(sql.Identifier(f"v{i}"), sql.SQL(column.sink_type if self.binary else "text"))
+                for i, column in enumerate(plan.columns)
+            ]
             columns += [sql.SQL("{} boolean").format(sql.Identifier(f"u{i}")) for i in range(len(plan.columns))]
             self.sink.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(stage, sql.SQL(", ").join(columns)))
             self._staged.add(stage.as_string(self.sink))
@@ -187,23 +217,33 @@ class Applier:
         stage = self._ensure_stage(plan)
         width = len(plan.columns)
         self.sink.execute(sql.SQL("TRUNCATE {}").format(stage))
-        with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} FROM STDIN").format(stage)) as copy:
-            chunk: list[bytes] = []
+        fmt = sql.SQL(" (FORMAT BINARY)" if self.binary else "")
+        with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} FROM STDIN{}").format(stage, fmt)) as copy:
+            chunk: list[bytes] = [COPY_BINARY_HEADER] if self.binary else []
+            field_count = _INT16.pack(1 + 2 * width)
             all_changed = b"\t".join([b"f"] * width)
             for op, row in batch.changes.values():
-                flags = (
-                    b"\t".join(b"t" if value is UNCHANGED else b"f" for value in row) if UNCHANGED in row else all_changed
-                )
-                chunk.append(op.encode() + b"\t" + copy_line(row)[:-1] + b"\t" + flags + b"\n")
+                if self.binary:
+                    chunk.append(binary_line(op, row, field_count))
+                else:
+                    flags = (
+                        b"\t".join(b"t" if value is UNCHANGED else b"f" for value in row) if UNCHANGED in row
+                        else all_changed
+                    )
+                    chunk.append(op.encode() + b"\t" + copy_line(row)[:-1] + b"\t" + flags + b"\n")
                 if len(chunk) >= 2000:
                     copy.write(b"".join(chunk))
                     chunk.clear()
+            if self.binary:
+                chunk.append(COPY_BINARY_TRAILER)
             if chunk:
                 copy.write(b"".join(chunk))
         target = table_ident(plan)
         index = {name: i for i, name in enumerate(plan.column_names)}
 
         def value(i: int) -> sql.Composable:
+            if self.binary:  # staged in the sink's own types already
+                return sql.SQL("s.{}").format(sql.Identifier(f"v{i}"))
             return sql.SQL("s.{}::{}").format(sql.Identifier(f"v{i}"), sql.SQL(plan.columns[i].sink_type))
 
         key_match = sql.SQL(" AND ").join(
