@@ -422,6 +422,17 @@ class SyncConnectorOperator(BaseOperator):
         self.log.info("run %s cancelled" if cancelled else "run %s: this API cannot cancel it", ref.run_id)
         return "run cancelled" if cancelled else "this API cannot cancel the run"
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Source tables -> sink tables of the finished sync, for the OpenLineage provider (when installed)."""
+        status = getattr(self, "_finished", None)
+        if status is None or not status.tables:
+            return None
+        from airflow_connectors.lineage import operator_lineage, sync_datasets
+
+        hook = get_hook(self.conn_id)
+        connector = hook.get_connector(status.ref.connector_id) if status.ref.conn_type == "cdc_core" else None
+        return operator_lineage(*sync_datasets(status.ref.conn_type, connector, status.ref.connector_id, status.tables))
+
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
         error = outcome_error(status)
@@ -429,6 +440,7 @@ class SyncConnectorOperator(BaseOperator):
             raise AirflowException(error)
         summary = {k: v for k, v in status.to_dict().items() if k not in ("details", "ref")}
         context["ti"].xcom_push(key="sync_result", value=summary)
+        self._finished = status  # what get_openlineage_facets_on_complete reports
         if self.emit_assets and status.tables:
             uris = emit_table_assets(context, self.asset_alias, status)
             self.log.info("asset events for %d tables", len(uris))

@@ -4,6 +4,7 @@ SIGKILL of the service mid-snapshot and mid-stream, sink and source restarts, th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -99,3 +100,26 @@ def test_slot_dropped_by_someone_else_then_resync(replication: Replication) -> N
     recovered = r.wait(r.start(resync=True))
     assert recovered["state"] == "succeeded", recovered
     r.equal(*TABLES)
+
+
+def test_sigkill_during_a_batch_commit(replication: Replication, start_cdc_service: Callable[..., CdcService]) -> None:
+    """The batch is applied and waits to commit (its checkpoint row is locked by us) when the service dies."""
+    r = replication
+    prepare(r, 1000)
+    assert r.wait(r.start())["state"] == "succeeded"
+    r.on_source("UPDATE public.big SET v = v || 'c'", "INSERT INTO public.events SELECT i, 'in the batch' FROM generate_series(1, 300) i")
+    with psycopg.connect(r.sink) as blocker:
+        blocker.execute("SELECT * FROM _airflow_connectors.checkpoints FOR UPDATE")
+        run_id = r.start()
+        with psycopg.connect(r.sink, autocommit=True) as probe:
+            deadline = time.monotonic() + 60
+            while not probe.execute(  # the run's batch transaction now waits for our lock
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock')"
+            ).fetchone()[0]:
+                assert time.monotonic() < deadline, "the batch never reached its commit"
+                time.sleep(0.05)
+        r.service.kill()
+        blocker.rollback()
+    restart_service(r, start_cdc_service)
+    finish_and_compare(r, run_id)

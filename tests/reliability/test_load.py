@@ -75,3 +75,36 @@ def test_pgbench_during_snapshot_and_streaming(replication: Replication) -> None
         "lag_seconds_after_load": round(lag_seconds, 2),
     }
     print("RELIABILITY-FIGURES " + json.dumps(figures))
+
+
+def test_pgbench_with_scheduled_runs(replication: Replication) -> None:
+    """The same load, replicated by the service's own schedule (a catch-up run every 10 s) instead of API calls."""
+    r = replication
+    assert pgbench(r, "-i", "-s", "2", "-q").wait(300) == 0
+    r.on_source("ALTER TABLE public.pgbench_history REPLICA IDENTITY FULL")
+    load = pgbench(r, "-c", "2", "-j", "2", "-T", "15", "-n")
+    url = f"{r.service.api}/connectors/{r.connector_id}"
+    merge_patch = {"Content-Type": "application/merge-patch+json"}
+    assert r.http.patch(url, data=json.dumps({"schedule": {"interval_seconds": 10}}), headers=merge_patch).status_code == 200
+
+    def scheduled_runs() -> list[dict[str, object]]:
+        items = r.http.get(f"{url}/runs", params={"limit": 50}, timeout=30).json()["items"]
+        return [run for run in items if run["trigger"] == "schedule"]
+
+    deadline = time.monotonic() + 120
+    while len([run for run in scheduled_runs() if run["state"] == "succeeded"]) < 2:
+        assert time.monotonic() < deadline, scheduled_runs()
+        time.sleep(0.5)
+    load.communicate(timeout=120)
+    assert r.http.patch(url, data=json.dumps({"schedule": None}), headers=merge_patch).status_code == 200
+    while True:  # a tick that read the schedule just before the PATCH may still start one more run
+        response = r.http.post(f"{url}/runs", json={}, timeout=30)
+        if response.status_code != 409:
+            break
+        r.wait(response.json()["error"]["run_id"])
+    assert response.status_code == 202, response.text
+    final = r.wait(response.json()["run_id"], timeout=300)
+    assert final["state"] == "succeeded", final
+    assert all(run["state"] == "succeeded" for run in scheduled_runs())
+    for table in PGBENCH_TABLES:
+        r.equal(table)
