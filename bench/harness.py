@@ -69,7 +69,7 @@ class Follow:
     short_bytes: int
 
 
-def follow(position: Callable[[], int], target: int, stall: float = 3.0, timeout: float = 1800) -> Follow:
+def follow(position: Callable[[], int], target: int, stall: float = 10.0, timeout: float = 1800) -> Follow:
     started = time.perf_counter()
     first = last = position()
     last_move = started
