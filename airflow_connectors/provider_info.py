@@ -16,7 +16,11 @@ INTEGRATIONS = {
 
 
 def _number(label: str, default: int, description: str) -> dict[str, Any]:
-    return {"label": label, "schema": {"type": ["integer", "null"], "default": default, "minimum": 0}, "description": description}
+    return {
+        "label": label,
+        "schema": {"type": ["integer", "null"], "default": default, "minimum": 0},
+        "description": description,
+    }
 
 
 # Extras every connection type has: they tune the shared HTTP layer (airflow_connectors.hooks.connection).

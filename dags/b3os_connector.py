@@ -24,7 +24,9 @@ def sync_credential(connector_id: str) -> str:
     try:
         hook.get_connector(connector_id)
     except ApiNotFound:
-        created = hook.create_connector({"name": "warehouse", "type": "postgres", "description": "managed by Airflow", "data": data})
+        created = hook.create_connector(
+            {"name": "warehouse", "type": "postgres", "description": "managed by Airflow", "data": data}
+        )
         return str(created["id"])
     hook.patch_connector(connector_id, {"data": data})
     return connector_id

@@ -66,8 +66,12 @@ def check_row_counts(max_drift: int = 0) -> dict[str, dict[str, int]]:
     def count_rows(conn_id: str, tables: dict[str, tuple[str, str]]) -> dict[str, int]:
         fields = connection_fields(conn_id)
         with psycopg.connect(
-            host=fields["host"], port=fields["port"], user=fields["user"], password=fields["password"],
-            dbname=fields["database"], connect_timeout=10,
+            host=fields["host"],
+            port=fields["port"],
+            user=fields["user"],
+            password=fields["password"],
+            dbname=fields["database"],
+            connect_timeout=10,
         ) as conn:
             return {
                 key: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*name))).fetchone()[0])

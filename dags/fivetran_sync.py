@@ -23,8 +23,12 @@ with DAG(
     render_template_as_native_obj=True,
     params={
         "connection_id": Param("warm_sunshine", type="string", minLength=1, title="Fivetran connection id"),
-        "resync_tables": Param([], type="array", items={"type": "string", "pattern": r"^[^.]+\.[^.]+$"},
-                               title="Tables to resync (schema.table); empty: a normal sync"),
+        "resync_tables": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^[^.]+\.[^.]+$"},
+            title="Tables to resync (schema.table); empty: a normal sync",
+        ),
     },
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
     tags=["fivetran", "airflow-connectors"],

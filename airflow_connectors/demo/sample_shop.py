@@ -81,7 +81,9 @@ def change(conninfo: str) -> None:
         conn.execute(CHANGES)
 
 
-def table_fingerprints(conninfo: str, tables: tuple[str, ...], schema_map: dict[str, str] | None = None) -> dict[str, tuple[int, str]]:
+def table_fingerprints(
+    conninfo: str, tables: tuple[str, ...], schema_map: dict[str, str] | None = None
+) -> dict[str, tuple[int, str]]:
     """(row count, md5 of all rows as text in a stable order) per table: equal on both sides means equal data."""
     result = {}
     with psycopg.connect(conninfo) as conn:

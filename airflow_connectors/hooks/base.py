@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseHook
 
 
-class SyncState(str, enum.Enum):
+class SyncState(enum.StrEnum):
     """One normalised status of a sync / replication run across APIs."""
 
     RUNNING = "running"

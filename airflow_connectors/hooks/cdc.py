@@ -14,8 +14,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from airflow_connectors.cdc.models import Connector, Schedule, Sink, Source
-from airflow_connectors.cdc.patch import PatchError, check_patch
-from airflow_connectors.cdc.patch import check_required
+from airflow_connectors.cdc.patch import PatchError, check_patch, check_required
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 from airflow_connectors.hooks.postgres_connection import resolve_connection_references

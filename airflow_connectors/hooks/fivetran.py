@@ -92,29 +92,42 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
     base_succeeded, base_failed = _moment(ref.baseline.get("succeeded_at")), _moment(ref.baseline.get("failed_at"))
     moved_success = succeeded is not None and (base_succeeded is None or succeeded > base_succeeded)
     moved_failure = failed is not None and (base_failed is None or failed > base_failed)
-    details = {"sync_state": raw, "succeeded_at": connection.get("succeeded_at"), "failed_at": connection.get("failed_at")}
+    details = {
+        "sync_state": raw,
+        "succeeded_at": connection.get("succeeded_at"),
+        "failed_at": connection.get("failed_at"),
+    }
     if moved_failure and (not moved_success or (succeeded is not None and failed >= succeeded)):
         warnings = "; ".join(str(w.get("message", w)) for w in status.get("warnings") or [] if w)
         tasks = "; ".join(str(t.get("message", t)) for t in status.get("tasks") or [] if t)
         reason = tasks or warnings or "see the connection's logs in the Fivetran dashboard"
-        return SyncStatus(SyncState.FAILED, "failed", ref, f"Fivetran sync failed at {failed.isoformat()}: {reason}",
-                          details=details)
+        return SyncStatus(
+            SyncState.FAILED, "failed", ref, f"Fivetran sync failed at {failed.isoformat()}: {reason}", details=details
+        )
     if moved_success:
         return SyncStatus(SyncState.SUCCESS, "succeeded", ref, details=details)
     if connection.get("paused") or raw == "paused":
-        return SyncStatus(SyncState.FAILED, raw, ref, "the connection was paused before the sync finished",
-                          details=details)
+        return SyncStatus(
+            SyncState.FAILED, raw, ref, "the connection was paused before the sync finished", details=details
+        )
     if raw == "rescheduled":
         details["rescheduled_for"] = status.get("rescheduled_for")
-        return SyncStatus(SyncState.RUNNING, raw, ref, f"waiting for source quota until {status.get('rescheduled_for')}",
-                          details=details)
+        return SyncStatus(
+            SyncState.RUNNING,
+            raw,
+            ref,
+            f"waiting for source quota until {status.get('rescheduled_for')}",
+            details=details,
+        )
     return SyncStatus(SyncState.RUNNING, raw, ref, details=details)
 
 
 def _needs_manual_retrigger(connection: dict[str, Any], status: SyncStatus, now: datetime) -> bool:
     due = _moment((connection.get("status") or {}).get("rescheduled_for"))
-    return status.raw_state == "rescheduled" and connection.get("schedule_type") == "manual" and (
-        due is None or due <= now
+    return (
+        status.raw_state == "rescheduled"
+        and connection.get("schedule_type") == "manual"
+        and (due is None or due <= now)
     )
 
 

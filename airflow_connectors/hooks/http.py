@@ -145,7 +145,9 @@ def _api_error(method: str, path: str, status: int, headers: Mapping[str, str], 
     )
 
 
-def _is_retryable(method: str, status: int | None, policy: RetryPolicy, exc: Exception | None, idempotent: bool) -> bool:
+def _is_retryable(
+    method: str, status: int | None, policy: RetryPolicy, exc: Exception | None, idempotent: bool
+) -> bool:
     if status == 429:
         return True  # the server did not process it
     if exc is not None:
@@ -180,7 +182,9 @@ class _Attempts:
         if not retryable or not self.policy.allows(self.attempt, time.monotonic() - self.started, delay):
             raise error
         self.attempt += 1
-        log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, delay, self.attempt + 1, self.policy.max_attempts)
+        log.warning(
+            "%s; retrying in %.1fs (attempt %d of %d)", error, delay, self.attempt + 1, self.policy.max_attempts
+        )
         return delay
 
 
@@ -227,7 +231,9 @@ class HttpApiHook(ConnectorHook):
             mask_secret(secret)
         settings = HttpSettings.from_connection(conn, self.default_url)
         if self._retry_override is not None:
-            settings = HttpSettings(settings.base_url, settings.connect_timeout, settings.read_timeout, self._retry_override)
+            settings = HttpSettings(
+                settings.base_url, settings.connect_timeout, settings.read_timeout, self._retry_override
+            )
         headers = {**self.base_headers, **self.extra_headers(conn), **self.auth_headers(conn)}
         return settings, headers
 

@@ -34,7 +34,9 @@ STATES = {
     "interrupted": SyncState.FAILED,
     "canceled": SyncState.CANCELLED,
 }
-UPDATE_FIELDS = frozenset({"name", "configuration", "healthcheck_interval", "organization_id", "policies", "reconnect", "type", "validate"})
+UPDATE_FIELDS = frozenset(
+    {"name", "configuration", "healthcheck_interval", "organization_id", "policies", "reconnect", "type", "validate"}
+)
 
 
 def execution_status(ref: SyncRef, execution: dict[str, Any]) -> SyncStatus:
@@ -47,7 +49,9 @@ def execution_status(ref: SyncRef, execution: dict[str, Any]) -> SyncStatus:
         message = f"Polytomic execution {ref.run_id} ended {raw} ({execution.get('error_count', '?')} errors)"
     elif state is SyncState.CANCELLED:
         message = f"Polytomic execution {ref.run_id} was cancelled"
-    details = {key: execution.get(key) for key in ("started_at", "completed_at", "is_resync", "error_count", "warning_count")}
+    details = {
+        key: execution.get(key) for key in ("started_at", "completed_at", "is_resync", "error_count", "warning_count")
+    }
     return SyncStatus(state, raw, ref, message, rows=rows, details=details)
 
 
@@ -83,7 +87,9 @@ class PolytomicHook(HttpApiHook):
             if not body.get(field):
                 raise ValueError(f"{field}: required to create a Polytomic connection")
         key = idempotency_key or str(uuid.uuid4())
-        return dict(self._call("POST", "/api/connections", json=body, headers={"Idempotency-Key": key}, idempotent=True))
+        return dict(
+            self._call("POST", "/api/connections", json=body, headers={"Idempotency-Key": key}, idempotent=True)
+        )
 
     def get_connector(self, connector_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/api/connections/{connector_id}"))
@@ -96,7 +102,9 @@ class PolytomicHook(HttpApiHook):
             raise ValueError("patch: expected a JSON object")
         for key in patch:
             if key not in UPDATE_FIELDS:
-                raise ValueError(f"{key}: not a field Polytomic connections accept ({', '.join(sorted(UPDATE_FIELDS))})")
+                raise ValueError(
+                    f"{key}: not a field Polytomic connections accept ({', '.join(sorted(UPDATE_FIELDS))})"
+                )
         if "configuration" in patch and not isinstance(patch["configuration"], dict):
             raise ValueError("configuration: expected an object")
         if patch.get("name", "x") in (None, ""):
@@ -111,7 +119,9 @@ class PolytomicHook(HttpApiHook):
         body = {
             "name": current.get("name"),
             "configuration": current.get("configuration") or {},
-            **({"healthcheck_interval": current["healthcheck_interval"]} if current.get("healthcheck_interval") else {}),
+            **(
+                {"healthcheck_interval": current["healthcheck_interval"]} if current.get("healthcheck_interval") else {}
+            ),
         }
         merged = merge_patch(body, patch)
         return dict(self._call("PATCH", f"/api/connections/{connector_id}", json=merged))

@@ -30,11 +30,11 @@ _SSL_FILES = {"sslcert": "ssl_cert", "sslkey": "ssl_key", "sslrootcert": "ssl_ro
 def connection_fields(conn_id: str) -> dict[str, Any]:
     """The connector ``connection`` object for the Airflow (postgres) connection ``conn_id``."""
     conn = BaseHook.get_connection(conn_id)
-    missing = [name for name, value in (("host", conn.host), ("login", conn.login), ("schema", conn.schema)) if not value]
+    missing = [
+        name for name, value in (("host", conn.host), ("login", conn.login), ("schema", conn.schema)) if not value
+    ]
     if missing:
-        raise ValueError(
-            f"Airflow connection {conn_id!r} lacks {', '.join(missing)} (schema holds the database name)"
-        )
+        raise ValueError(f"Airflow connection {conn_id!r} lacks {', '.join(missing)} (schema holds the database name)")
     if conn.password:
         mask_secret(conn.password)
     fields: dict[str, Any] = {

@@ -35,9 +35,7 @@ class RetryPolicy:
     def allows(self, attempt: int, elapsed: float, delay: float) -> bool:
         """Whether retry number ``attempt + 1`` may start after waiting ``delay`` (``elapsed`` since the first try)."""
         return (
-            attempt + 1 < self.max_attempts
-            and delay <= self.max_retry_after
-            and elapsed + delay <= self.budget_seconds
+            attempt + 1 < self.max_attempts and delay <= self.max_retry_after and elapsed + delay <= self.budget_seconds
         )
 
 

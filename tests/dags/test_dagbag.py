@@ -40,7 +40,10 @@ def test_scheduled_cdc_sync(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.get_dag("cdc_postgres_sync")
     assert dag.catchup is False and dag.max_active_runs == 1
     assert [task.task_id for task in dag.topological_sort()] == [
-        "ensure_connector", "sync", "wait_for_run", "check_row_counts"
+        "ensure_connector",
+        "sync",
+        "wait_for_run",
+        "check_row_counts",
     ]
     check = dag.get_task("check_row_counts")
     assert {asset.uri for asset in check.outlets} == {

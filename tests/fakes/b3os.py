@@ -103,9 +103,17 @@ class FakeB3os(FakeApi):
         cid = str(uuid.uuid4())
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.connectors[cid] = {
-            "id": cid, "name": body["name"], "type": body["type"], "description": body.get("description", ""),
-            "provider": CONNECTOR_TYPES[body["type"]]["provider"], "organizationId": "org-1",
-            "createdAt": now, "createdBy": "api", "updatedAt": now, "updatedBy": "api", "_data": dict(body.get("data", {})),
+            "id": cid,
+            "name": body["name"],
+            "type": body["type"],
+            "description": body.get("description", ""),
+            "provider": CONNECTOR_TYPES[body["type"]]["provider"],
+            "organizationId": "org-1",
+            "createdAt": now,
+            "createdBy": "api",
+            "updatedAt": now,
+            "updatedBy": "api",
+            "_data": dict(body.get("data", {})),
         }
         return self.ok(self._view(self.connectors[cid]))
 

@@ -77,7 +77,9 @@ class SpecValidator:
 
     def connection(self, data: dict[str, Any]) -> None:
         # The document marks no field nullable, yet the API sends null for "never" (succeeded_at, ...).
-        self._validate({"$ref": "#/components/schemas/ConnectorResponseV1"}, _without_nulls(data), "connection response")
+        self._validate(
+            {"$ref": "#/components/schemas/ConnectorResponseV1"}, _without_nulls(data), "connection response"
+        )
 
 
 class FakeFivetran(FakeApi):
@@ -237,8 +239,17 @@ class FakeFivetran(FakeApi):
         frequency = body.get("sync_frequency", connection["sync_frequency"])
         if "daily_sync_time" in body and frequency != 1440:
             return self.error(400, "InvalidInput", "daily_sync_time can only be set with sync_frequency 1440")
-        for key in ("paused", "sync_frequency", "daily_sync_time", "schedule_type", "pause_after_trial",
-                    "data_delay_sensitivity", "data_delay_threshold", "networking_method", "config"):
+        for key in (
+            "paused",
+            "sync_frequency",
+            "daily_sync_time",
+            "schedule_type",
+            "pause_after_trial",
+            "data_delay_sensitivity",
+            "data_delay_threshold",
+            "networking_method",
+            "config",
+        ):
             if key in body:
                 connection[key] = body[key]
         if "paused" in body:

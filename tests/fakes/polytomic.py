@@ -126,7 +126,9 @@ class FakePolytomic(FakeApi):
         cid = request.params["id"]
         if cid not in self.connections:
             return self.error(404, "connection not found")
-        in_use = any(cid in (s.get("source_connection_id"), s.get("destination_connection_id")) for s in self.bulk_syncs.values())
+        in_use = any(
+            cid in (s.get("source_connection_id"), s.get("destination_connection_id")) for s in self.bulk_syncs.values()
+        )
         if in_use and request.arg("force") != "true":
             return self.error(422, "connection is used by a sync; pass force=true")
         del self.connections[cid]
@@ -136,8 +138,12 @@ class FakePolytomic(FakeApi):
     def add_bulk_sync(self, name: str = "warehouse load", **fields: Any) -> str:
         sid = str(uuid.uuid4())
         self.bulk_syncs[sid] = {
-            "id": sid, "name": name, "active": True, "mode": "replicate",
-            "schedule": {"frequency": "manual"}, **fields,
+            "id": sid,
+            "name": name,
+            "active": True,
+            "mode": "replicate",
+            "schedule": {"frequency": "manual"},
+            **fields,
         }
         return sid
 
@@ -153,7 +159,18 @@ class FakePolytomic(FakeApi):
             return self.error(404, "bulk sync not found")
         body = request.body if isinstance(request.body, dict) else {}
         frequency = (body.get("schedule") or {}).get("frequency")
-        allowed = {"manual", "continuous", "hourly", "daily", "weekly", "custom", "builder", "runafter", "multi", "dbtcloud"}
+        allowed = {
+            "manual",
+            "continuous",
+            "hourly",
+            "daily",
+            "weekly",
+            "custom",
+            "builder",
+            "runafter",
+            "multi",
+            "dbtcloud",
+        }
         if "schedule" in body and frequency not in allowed:
             return self.error(422, f"schedule.frequency must be one of {sorted(allowed)}")
         sync.update({key: value for key, value in body.items() if key != "id"})
@@ -162,9 +179,17 @@ class FakePolytomic(FakeApi):
     def _execution(self, sync_id: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         eid = str(uuid.uuid4())
         execution = {
-            "id": eid, "sync_id": sync_id, "kind": kind, "status": "created", "started_at": None,
-            "completed_at": None, "record_count": 0, "error_count": 0, "warning_count": 0,
-            "is_resync": bool(body.get("resync_mode") or body.get("resync")), "request": body,
+            "id": eid,
+            "sync_id": sync_id,
+            "kind": kind,
+            "status": "created",
+            "started_at": None,
+            "completed_at": None,
+            "record_count": 0,
+            "error_count": 0,
+            "warning_count": 0,
+            "is_resync": bool(body.get("resync_mode") or body.get("resync")),
+            "request": body,
             "_created": time.monotonic(),
         }
         self.executions[eid] = execution
@@ -195,7 +220,9 @@ class FakePolytomic(FakeApi):
             return self.error(422, "resync_mode must be refetch, resync or rebuild")
         if body.get("test") and body.get("resync_mode"):
             return self.error(422, "test and resync_mode are exclusive")
-        running = [e for e in self.executions.values() if e["sync_id"] == sid and self._advance(e)["status"] not in TERMINAL]
+        running = [
+            e for e in self.executions.values() if e["sync_id"] == sid and self._advance(e)["status"] not in TERMINAL
+        ]
         if running:
             return self.error(409, f"an execution is already running: {running[0]['id']}")
         return self.data(self._advance(self._execution(sid, "bulk", body)) | {"status": "created"}, 200)

@@ -166,8 +166,9 @@ def test_retries_on_429_5xx_and_dropped_connections(fake_fivetran: FakeFivetran)
 
 
 def test_bad_credentials(fake_fivetran: FakeFivetran, airflow_connection) -> None:  # type: ignore[no-untyped-def]
-    airflow_connection("fivetran_default", conn_type="fivetran_api", host=fake_fivetran.url, login="k",
-                       password="not-the-secret-8d2a")
+    airflow_connection(
+        "fivetran_default", conn_type="fivetran_api", host=fake_fivetran.url, login="k", password="not-the-secret-8d2a"
+    )
     with pytest.raises(ApiAuthError) as caught:
         FivetranHook(retry=FAST).get_connector("x")
     assert caught.value.status == 401 and "not-the-secret-8d2a" not in str(caught.value)

@@ -29,7 +29,9 @@ def finish(hook: PolytomicHook, ref: SyncRef) -> Any:
 
 def test_connections_with_merge_patch(fake_polytomic: FakePolytomic) -> None:
     hook = PolytomicHook(retry=FAST)
-    created = hook.create_connector({"name": "pg", "type": "postgresql", "configuration": POSTGRES}, idempotency_key="k1")
+    created = hook.create_connector(
+        {"name": "pg", "type": "postgresql", "configuration": POSTGRES}, idempotency_key="k1"
+    )
     again = hook.create_connector({"name": "pg", "type": "postgresql", "configuration": POSTGRES}, idempotency_key="k1")
     assert created["id"] == again["id"] and len(fake_polytomic.connections) == 1  # Idempotency-Key
     assert created["configuration"]["password"] == "********"
@@ -58,9 +60,15 @@ def test_bulk_sync_lifecycle(fake_polytomic: FakePolytomic) -> None:
     fake_polytomic.outcomes[sync_id] = "failed"
     failed = finish(hook, hook.trigger_sync(sync_id, resync=True))
     assert failed.state is SyncState.FAILED and "errors" in (failed.message or "")
-    assert fake_polytomic.requests_to("POST", f"/api/bulk/syncs/{sync_id}/executions")[-1].body == {"resync_mode": "resync"}
+    assert fake_polytomic.requests_to("POST", f"/api/bulk/syncs/{sync_id}/executions")[-1].body == {
+        "resync_mode": "resync"
+    }
     tables = hook.trigger_sync(sync_id, resync=["public.orders"], fetch_mode="full")
-    assert fake_polytomic.executions[tables.run_id]["request"] == {"fetch_mode": "full", "resync_mode": "resync", "schemas": ["public.orders"]}
+    assert fake_polytomic.executions[tables.run_id]["request"] == {
+        "fetch_mode": "full",
+        "resync_mode": "resync",
+        "schemas": ["public.orders"],
+    }
     assert hook.cancel_sync(tables) is True and finish(hook, tables).state is SyncState.CANCELLED
     forced = hook.trigger_sync(sync_id)
     replaced = hook.trigger_sync(sync_id, force=True)
@@ -106,15 +114,25 @@ def test_retries_and_deployment_keys(fake_polytomic: FakePolytomic, airflow_conn
     assert hook.find_connector_by_name("none") is None
     times = [r.received_at for r in fake_polytomic.requests_to("GET", "/api/connections")]
     assert len(times) == 4 and times[1] - times[0] >= 1.0
-    airflow_connection("polytomic_default", conn_type="polytomic", host=fake_polytomic.url,
-                       password=fake_polytomic.deployment_key, extra={"key_type": "deployment_key"})
+    airflow_connection(
+        "polytomic_default",
+        conn_type="polytomic",
+        host=fake_polytomic.url,
+        password=fake_polytomic.deployment_key,
+        extra={"key_type": "deployment_key"},
+    )
     assert PolytomicHook(retry=FAST).test_connection()[0] is True
     airflow_connection("polytomic_default", conn_type="polytomic", host=fake_polytomic.url, password="wrong-key-9a9a")
     with pytest.raises(ApiAuthError) as caught:
         PolytomicHook(retry=FAST).get_connector("x")
     assert "wrong-key-9a9a" not in str(caught.value)
-    airflow_connection("polytomic_default", conn_type="polytomic", host=fake_polytomic.url,
-                       password=fake_polytomic.api_key, extra={"api_version": "1999-01-01"})
+    airflow_connection(
+        "polytomic_default",
+        conn_type="polytomic",
+        host=fake_polytomic.url,
+        password=fake_polytomic.api_key,
+        extra={"api_version": "1999-01-01"},
+    )
     with pytest.raises(ApiValidationError, match="X-Polytomic-Version"):
         PolytomicHook(retry=FAST).get_connector("x")
 

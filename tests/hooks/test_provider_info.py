@@ -31,7 +31,7 @@ def _import(path: str) -> object:
 def test_every_declared_class_and_module_imports() -> None:
     for conn in INFO["connection-types"]:
         hook = _import(conn["hook-class-name"])
-        assert getattr(hook, "conn_type") == conn["connection-type"]
+        assert hook.conn_type == conn["connection-type"]
     for section in ("hooks", "operators", "sensors", "triggers"):
         for entry in INFO[section]:
             for module in entry["python-modules"]:
@@ -53,7 +53,11 @@ def test_connection_types_are_ours_and_secrets_are_password_fields() -> None:
 def test_airflow_providers_list_shows_the_provider(airflow_env) -> None:  # type: ignore[no-untyped-def]
     result = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
-        capture_output=True, text=True, env=os.environ.copy(), timeout=240, check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=240,
+        check=True,
     )
     listed = {item["package_name"]: item for item in json.loads(result.stdout[result.stdout.index("[") :])}
     assert listed["airflow-connectors"]["version"] == INFO["versions"][0]

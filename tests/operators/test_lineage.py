@@ -8,18 +8,26 @@ from airflow_connectors.lineage import cdc_datasets, operator_lineage, saas_data
 
 CONNECTOR = {
     "source": {"postgres": {"connection": {"host": "shop-db", "port": 5432, "database": "shop"}}},
-    "sink": {"postgres": {"connection": {"host": "dwh", "port": 6543, "database": "warehouse"}, "target_schema": "replica"}},
+    "sink": {
+        "postgres": {"connection": {"host": "dwh", "port": 6543, "database": "warehouse"}, "target_schema": "replica"}
+    },
 }
 
 
 def test_cdc_core_run_reads_source_tables_and_writes_sink_tables() -> None:
     inputs, outputs = cdc_datasets(CONNECTOR, ["shop.orders", "public.users"])
     assert inputs == [("postgres://shop-db:5432", "shop.shop.orders"), ("postgres://shop-db:5432", "shop.public.users")]
-    assert outputs == [("postgres://dwh:6543", "warehouse.replica.orders"), ("postgres://dwh:6543", "warehouse.replica.users")]
+    assert outputs == [
+        ("postgres://dwh:6543", "warehouse.replica.orders"),
+        ("postgres://dwh:6543", "warehouse.replica.users"),
+    ]
 
 
 def test_saas_sync_reports_the_tables_it_wrote() -> None:
-    assert saas_datasets("fivetran_api", "conn_1", ["public.deals"]) == ([], [("fivetran_api://conn_1", "public.deals")])
+    assert saas_datasets("fivetran_api", "conn_1", ["public.deals"]) == (
+        [],
+        [("fivetran_api://conn_1", "public.deals")],
+    )
     assert sync_datasets("polytomic", None, "s1", ["a.b"]) == ([], [("polytomic://s1", "a.b")])
 
 
@@ -41,6 +49,8 @@ def test_sync_operator_reports_lineage_on_completion(fake_fivetran) -> None:  # 
 
     operator = SyncConnectorOperator(task_id="sync", conn_id="fivetran_default", connector_id="conn_1")
     assert operator.get_openlineage_facets_on_complete(None) is None  # nothing finished yet
-    operator._finished = SyncStatus(SyncState.SUCCESS, "succeeded", SyncRef("fivetran_api", "conn_1"), tables=("public.deals",))
+    operator._finished = SyncStatus(
+        SyncState.SUCCESS, "succeeded", SyncRef("fivetran_api", "conn_1"), tables=("public.deals",)
+    )
     lineage = operator.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("fivetran_api://conn_1", "public.deals")]

@@ -65,8 +65,12 @@ class Replication:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
-    def wait(self, run_id: str, until: Callable[[dict[str, Any]], bool] = lambda r: r["state"] in TERMINAL,
-             timeout: float = 120) -> dict[str, Any]:
+    def wait(
+        self,
+        run_id: str,
+        until: Callable[[dict[str, Any]], bool] = lambda r: r["state"] in TERMINAL,
+        timeout: float = 120,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -86,7 +90,9 @@ class Replication:
 
 
 @pytest.fixture
-def replication(servers: tuple[EmbeddedPostgres, EmbeddedPostgres], start_cdc_service: Callable[..., CdcService]) -> Iterator[Replication]:
+def replication(
+    servers: tuple[EmbeddedPostgres, EmbeddedPostgres], start_cdc_service: Callable[..., CdcService]
+) -> Iterator[Replication]:
     source_server, sink_server = servers
     suffix = uuid.uuid4().hex[:8]
     source = source_server.create_database(f"src_{suffix}")
@@ -94,13 +100,23 @@ def replication(servers: tuple[EmbeddedPostgres, EmbeddedPostgres], start_cdc_se
     service = start_cdc_service(workers=1, env=LEASE)
 
     def connection(server: EmbeddedPostgres, database: str) -> dict[str, Any]:
-        return {"host": "127.0.0.1", "port": server.port, "user": "postgres", "password": server.password, "database": database}
+        return {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "user": "postgres",
+            "password": server.password,
+            "database": database,
+        }
 
     body = {
         "id": "",
         "name": f"reliability-{suffix}",
-        "source": {"postgres": {"connection": connection(source_server, f"src_{suffix}"),
-                                "replication_type": {"logical_replication": {"retry_window_seconds": 60}}}},
+        "source": {
+            "postgres": {
+                "connection": connection(source_server, f"src_{suffix}"),
+                "replication_type": {"logical_replication": {"retry_window_seconds": 60}},
+            }
+        },
         "sink": {"postgres": {"connection": connection(sink_server, f"snk_{suffix}"), "target_schema": "replica"}},
         "buffer": {"max_rows": 20000, "flush_interval_ms": 200},
     }
@@ -110,5 +126,7 @@ def replication(servers: tuple[EmbeddedPostgres, EmbeddedPostgres], start_cdc_se
     yield created
     service.stop()
     with psycopg.connect(source_server.conninfo(), autocommit=True) as conn:
-        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active"
-                     " AND database = %s", (f"src_{suffix}",))
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active AND database = %s",
+            (f"src_{suffix}",),
+        )

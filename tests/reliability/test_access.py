@@ -24,7 +24,9 @@ def test_every_endpoint_needs_the_token(locked: CdcService) -> None:
         concrete = re.sub(r"\{[^}]+\}", "x", path)
         for method in operations:
             for headers in ({}, {"Authorization": "Bearer not-the-token"}, {"Authorization": locked.token}):
-                response = requests.request(method.upper(), f"{locked.url}{concrete}", headers=headers, json={}, timeout=30)
+                response = requests.request(
+                    method.upper(), f"{locked.url}{concrete}", headers=headers, json={}, timeout=30
+                )
                 if path == "/health":
                     assert response.status_code == 200
                     continue

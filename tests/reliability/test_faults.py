@@ -58,7 +58,9 @@ def test_sigkill_during_streaming(replication: Replication, start_cdc_service: C
     r = replication
     prepare(r, 300_000)
     assert r.wait(r.start())["state"] == "succeeded"
-    r.on_source("BEGIN; UPDATE public.big SET v = v || 'x'; INSERT INTO public.events SELECT i, 'big tx' FROM generate_series(1, 50) i; COMMIT")
+    r.on_source(
+        "BEGIN; UPDATE public.big SET v = v || 'x'; INSERT INTO public.events SELECT i, 'big tx' FROM generate_series(1, 50) i; COMMIT"
+    )
     for batch in range(20):
         r.on_source(f"INSERT INTO public.events VALUES ({batch}, 'small tx')")
     run_id = r.start()
@@ -73,7 +75,9 @@ def test_database_faults_mid_stream_are_retried(replication: Replication, which:
     r = replication
     prepare(r, 200_000)
     assert r.wait(r.start())["state"] == "succeeded"
-    r.on_source("UPDATE public.big SET v = v || 'y'", "INSERT INTO public.events SELECT i, 'z' FROM generate_series(1, 500) i")
+    r.on_source(
+        "UPDATE public.big SET v = v || 'y'", "INSERT INTO public.events SELECT i, 'z' FROM generate_series(1, 500) i"
+    )
     run_id = r.start()
     r.wait(run_id, lambda run: run["state"] == "streaming")
     if which == "sink":
@@ -82,8 +86,10 @@ def test_database_faults_mid_stream_are_retried(replication: Replication, which:
         r.source_server.restart()
     else:
         with psycopg.connect(r.source, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
-                         " WHERE active_pid IS NOT NULL AND database = current_database()")
+            conn.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+                " WHERE active_pid IS NOT NULL AND database = current_database()"
+            )
     finish_and_compare(r, run_id)
 
 
@@ -92,8 +98,10 @@ def test_slot_dropped_by_someone_else_then_resync(replication: Replication) -> N
     prepare(r, 1000)
     assert r.wait(r.start())["state"] == "succeeded"
     with psycopg.connect(r.source, autocommit=True) as conn:
-        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active"
-                     " AND database = current_database()")
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active"
+            " AND database = current_database()"
+        )
     r.on_source("INSERT INTO public.events VALUES (5000, 'lost?')")
     failed = r.wait(r.start())
     assert failed["state"] == "failed" and "resync=true" in failed["error"]
@@ -107,7 +115,10 @@ def test_sigkill_during_a_batch_commit(replication: Replication, start_cdc_servi
     r = replication
     prepare(r, 1000)
     assert r.wait(r.start())["state"] == "succeeded"
-    r.on_source("UPDATE public.big SET v = v || 'c'", "INSERT INTO public.events SELECT i, 'in the batch' FROM generate_series(1, 300) i")
+    r.on_source(
+        "UPDATE public.big SET v = v || 'c'",
+        "INSERT INTO public.events SELECT i, 'in the batch' FROM generate_series(1, 300) i",
+    )
     with psycopg.connect(r.sink) as blocker:
         blocker.execute("SELECT * FROM _airflow_connectors.checkpoints FOR UPDATE")
         run_id = r.start()

@@ -17,7 +17,12 @@ from tests.reliability.conftest import Replication
 
 pytestmark = pytest.mark.slow
 
-PGBENCH_TABLES = ("public.pgbench_accounts", "public.pgbench_branches", "public.pgbench_tellers", "public.pgbench_history")
+PGBENCH_TABLES = (
+    "public.pgbench_accounts",
+    "public.pgbench_branches",
+    "public.pgbench_tellers",
+    "public.pgbench_history",
+)
 # CDC_SOAK_SECONDS=600 turns this into a soak test (CI runs the 20-second variant).
 LOAD_SECONDS = int(os.environ.get("CDC_SOAK_SECONDS", "20"))
 
@@ -25,8 +30,17 @@ LOAD_SECONDS = int(os.environ.get("CDC_SOAK_SECONDS", "20"))
 def pgbench(r: Replication, *args: str) -> subprocess.Popen[str]:
     params = conninfo_to_dict(r.source)
     env = {"PGPASSWORD": str(params["password"]), "PATH": "/usr/bin:/bin"}
-    command = [str(_bin_dir() / "pgbench"), "-h", "127.0.0.1", "-p", str(params["port"]), "-U", "postgres", *args,
-               str(params["dbname"])]
+    command = [
+        str(_bin_dir() / "pgbench"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(params["port"]),
+        "-U",
+        "postgres",
+        *args,
+        str(params["dbname"]),
+    ]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -55,8 +69,11 @@ def test_pgbench_during_snapshot_and_streaming(replication: Replication) -> None
     continuous, continuous_started = r.start(mode="continuous"), time.monotonic()
     output = load.communicate(timeout=LOAD_SECONDS + 120)[0]
     load_ended, end_lsn = time.monotonic(), current_lsn(r)
-    caught_up = r.wait(continuous, lambda run: run["applied_lsn"] is not None
-                       and lsn_value(run["applied_lsn"]) >= lsn_value(end_lsn), timeout=300)
+    caught_up = r.wait(
+        continuous,
+        lambda run: run["applied_lsn"] is not None and lsn_value(run["applied_lsn"]) >= lsn_value(end_lsn),
+        timeout=300,
+    )
     caught_up_at = time.monotonic()
     lag_seconds = caught_up_at - load_ended
     r.http.post(f"{r.service.api}/connectors/{r.connector_id}/runs/{continuous}/cancel", timeout=30)
@@ -85,7 +102,10 @@ def test_pgbench_with_scheduled_runs(replication: Replication) -> None:
     load = pgbench(r, "-c", "2", "-j", "2", "-T", "15", "-n")
     url = f"{r.service.api}/connectors/{r.connector_id}"
     merge_patch = {"Content-Type": "application/merge-patch+json"}
-    assert r.http.patch(url, data=json.dumps({"schedule": {"interval_seconds": 10}}), headers=merge_patch).status_code == 200
+    assert (
+        r.http.patch(url, data=json.dumps({"schedule": {"interval_seconds": 10}}), headers=merge_patch).status_code
+        == 200
+    )
 
     def scheduled_runs() -> list[dict[str, object]]:
         items = r.http.get(f"{url}/runs", params={"limit": 50}, timeout=30).json()["items"]

@@ -8,10 +8,19 @@ from tests.reliability.conftest import Replication
 
 def test_run_counters_and_slot_health_on_the_status(replication: Replication) -> None:
     r = replication
-    r.on_source("CREATE TABLE public.t (id int PRIMARY KEY, v text)", "INSERT INTO public.t SELECT i, 'x' FROM generate_series(1, 2000) i")
+    r.on_source(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text)",
+        "INSERT INTO public.t SELECT i, 'x' FROM generate_series(1, 2000) i",
+    )
     first = r.wait(r.start())
     assert first["state"] == "succeeded" and first["tables"]["public.t"]["rows"] == 2000
-    assert first["start_lsn"] and first["fence_lsn"] and first["applied_lsn"] and first["started_at"] and first["finished_at"]
+    assert (
+        first["start_lsn"]
+        and first["fence_lsn"]
+        and first["applied_lsn"]
+        and first["started_at"]
+        and first["finished_at"]
+    )
     r.on_source("UPDATE public.t SET v = 'y' WHERE id <= 10", "DELETE FROM public.t WHERE id > 1990")
     second = r.wait(r.start())
     assert second["tables"]["public.t"]["updates"] == 10 and second["tables"]["public.t"]["deletes"] == 10

@@ -21,8 +21,13 @@ from airflow_connectors.cdc.embedded_pg import free_port
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -40,8 +45,9 @@ def start_airflow(home: Path) -> tuple[subprocess.Popen[bytes], str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     log = (home / "standalone.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, stdout=log, stderr=log,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow", "standalone"], env=env, stdout=log, stderr=log, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:

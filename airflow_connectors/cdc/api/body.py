@@ -73,9 +73,13 @@ def _check_shape(value: Any) -> None:
                     raise ApiProblem(422, "invalid_field", "field names cannot contain NUL characters")
                 stack.append((child, where, depth + 1))
         elif isinstance(item, list):
-            stack.extend((child, f"{path}.{index}" if path else str(index), depth + 1) for index, child in enumerate(item))
+            stack.extend(
+                (child, f"{path}.{index}" if path else str(index), depth + 1) for index, child in enumerate(item)
+            )
         elif isinstance(item, str) and "\x00" in item:
-            raise ApiProblem(422, "invalid_field", f"{path or 'body'}: NUL characters are not allowed", field=path or None)
+            raise ApiProblem(
+                422, "invalid_field", f"{path or 'body'}: NUL characters are not allowed", field=path or None
+            )
 
 
 async def read_json(request: Request, *content_types: str) -> Any:

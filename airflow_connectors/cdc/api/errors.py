@@ -58,7 +58,13 @@ class ApiProblem(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, *, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     detail: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
@@ -89,9 +95,7 @@ def validation_problem(exc: ValidationError | RequestValidationError, prefix: st
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _problem(_: Request, exc: ApiProblem) -> JSONResponse:
-        return error_response(
-            exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers, **exc.extra
-        )
+        return error_response(exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

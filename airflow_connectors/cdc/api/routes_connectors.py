@@ -36,7 +36,7 @@ def _validate(body: Any, connector_id: str) -> Connector:
     if not isinstance(body, dict):
         raise ApiProblem(422, "invalid_field", "body: a connector must be a JSON object")
     if "id" not in body:
-        raise ApiProblem(422, "invalid_field", "id: Field required (send \"\" to let the server choose)", field="id")
+        raise ApiProblem(422, "invalid_field", 'id: Field required (send "" to let the server choose)', field="id")
     try:
         return Connector.model_validate({**body, "id": connector_id})
     except ValidationError as exc:
@@ -172,7 +172,7 @@ def delete_connector(
     return Response(status_code=204)
 
 
-class Command(str, enum.Enum):
+class Command(enum.StrEnum):
     START = "start"  # queue a catch-up run now
     STOP = "stop"  # cancel the active run
     PAUSE = "pause"  # no runs (scheduled or requested) until resume; the active run is cancelled

@@ -24,9 +24,7 @@ _RUN_BODY = documented_body(RunCreate, required=False)
 
 
 @router.post("", status_code=202, response_model=Run, openapi_extra=_RUN_BODY)
-def start_run(
-    connector_id: str, conn: Conn, store: Store, body: Annotated[Any, Depends(optional_json_body)]
-) -> Run:
+def start_run(connector_id: str, conn: Conn, store: Store, body: Annotated[Any, Depends(optional_json_body)]) -> Run:
     """Queue a run; a worker process executes it. 409 ``run_active`` (with ``run_id``) if one is active."""
     try:
         options = RunCreate.model_validate(body) if body is not None else RunCreate()
@@ -74,9 +72,10 @@ def cancel_run(connector_id: str, run_id: str, conn: Conn) -> Any:
     return Run.from_row(run_store.request_cancel(conn, run_id))
 
 
-
 def _require_run(conn: Conn, connector_id: str, run_id: str) -> dict[str, Any]:
     row = run_store.get_run(conn, connector_id, run_id)
     if row is None:
-        raise ApiProblem(404, "not_found", f"run {run_id!r} of connector {connector_id!r} does not exist", field="run_id")
+        raise ApiProblem(
+            404, "not_found", f"run {run_id!r} of connector {connector_id!r} does not exist", field="run_id"
+        )
     return row

@@ -17,9 +17,7 @@ from airflow_connectors.cdc.validation import ValidationReport, validate_sink, v
 router = APIRouter(prefix="/api/v1/validate", tags=["validation"])
 
 
-def _target(
-    side: str, model: type[_Variant], body: Any, conn: Conn, store: Store, connector_id: str | None
-) -> Any:
+def _target(side: str, model: type[_Variant], body: Any, conn: Conn, store: Store, connector_id: str | None) -> Any:
     """The postgres source/sink to check: the body, the stored connector's, or the body with the stored secrets."""
     stored = None
     if connector_id is not None:

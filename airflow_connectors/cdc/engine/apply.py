@@ -200,13 +200,15 @@ class Applier:
     def _ensure_stage(self, plan: TablePlan) -> sql.Identifier:
         stage = self._stage_name(plan)
         if stage.as_string(self.sink) not in self._staged:
-            columns = [sql.SQL("op \"char\"")]
+            columns = [sql.SQL('op "char"')]
             columns += [
                 sql.SQL("{} {}").format(sql.Identifier(f"v{i}"), sql.SQL(column.sink_type if self.binary else "text"))
                 for i, column in enumerate(plan.columns)
             ]
             columns += [sql.SQL("{} boolean").format(sql.Identifier(f"u{i}")) for i in range(len(plan.columns))]
-            self.sink.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(stage, sql.SQL(", ").join(columns)))
+            self.sink.execute(
+                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(stage, sql.SQL(", ").join(columns))
+            )
             self._staged.add(stage.as_string(self.sink))
         return stage
 
@@ -227,7 +229,8 @@ class Applier:
                     chunk.append(binary_line(op, row, field_count))
                 else:
                     flags = (
-                        b"\t".join(b"t" if value is UNCHANGED else b"f" for value in row) if UNCHANGED in row
+                        b"\t".join(b"t" if value is UNCHANGED else b"f" for value in row)
+                        if UNCHANGED in row
                         else all_changed
                     )
                     chunk.append(op.encode() + b"\t" + copy_line(row)[:-1] + b"\t" + flags + b"\n")
@@ -261,7 +264,9 @@ class Applier:
         if self.sink.info.server_version >= 150000:
             # One join does it all. An update of a row the sink lacks (inserted earlier in this batch) inserts it.
             update = (
-                sql.SQL("UPDATE SET {}").format(sql.SQL(", ").join(assignments)) if assignments else sql.SQL("DO NOTHING")
+                sql.SQL("UPDATE SET {}").format(sql.SQL(", ").join(assignments))
+                if assignments
+                else sql.SQL("DO NOTHING")
             )
             self.sink.execute(
                 sql.SQL(
@@ -281,7 +286,9 @@ class Applier:
             )
         conflict = sql.SQL(", ").join(sql.Identifier(name) for name in plan.key)
         updates = [
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name)) for name in plan.column_names if name not in plan.key
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name))
+            for name in plan.column_names
+            if name not in plan.key
         ]
         on_conflict = (
             sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(updates)) if updates else sql.SQL("DO NOTHING")
@@ -308,14 +315,18 @@ class Applier:
         one_row = sql.SQL("ctid = (SELECT ctid FROM {} WHERE {} LIMIT 1)").format(target, match)
         delete = sql.SQL("DELETE FROM {} WHERE {}").format(target, one_row)
         assign = sql.SQL(", ").join(
-            sql.SQL("{} = %s::{}").format(sql.Identifier(column.name), sql.SQL(column.sink_type)) for column in plan.columns
+            sql.SQL("{} = %s::{}").format(sql.Identifier(column.name), sql.SQL(column.sink_type))
+            for column in plan.columns
         )
         update = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assign, one_row)
         inserts: list[Row] = []
 
         def copy_inserts() -> None:  # consecutive inserts go in one COPY, in order with the rest
             if inserts:
-                with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy:
+                with (
+                    self.sink.cursor() as cur,
+                    cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy,
+                ):
                     copy.write(b"".join(map(copy_line, inserts)))
                 inserts.clear()
 

@@ -46,8 +46,11 @@ class _Migration:
                 f"{self.plan.name}: column {name!r} ({source_type}) was added on the source and "
                 "migration_strategy.added_columns is 'fail'; set it to 'apply' or add the column to the sink"
             )
-        self.sink.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-            self.target, sql.Identifier(name), sql.SQL(sink_type)))
+        self.sink.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                self.target, sql.Identifier(name), sql.SQL(sink_type)
+            )
+        )
 
     def retype(self, name: str, old_type: str, source_type: str, sink_type: str) -> None:
         if self.strategy.retyped_columns == "fail":
@@ -56,8 +59,11 @@ class _Migration:
                 "migration_strategy.retyped_columns is 'fail'; set it to 'apply', or alter the sink column yourself "
                 "and resync the table"
             )
-        self.sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
-            self.target, sql.Identifier(name), sql.SQL(sink_type), sql.Identifier(name), sql.SQL(sink_type)))
+        self.sink.execute(
+            sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::text::{}").format(
+                self.target, sql.Identifier(name), sql.SQL(sink_type), sql.Identifier(name), sql.SQL(sink_type)
+            )
+        )
 
     def drop(self, name: str, not_null: bool) -> None:
         if name in self.plan.key:
@@ -68,10 +74,13 @@ class _Migration:
                 "migration_strategy.dropped_columns is 'fail'; set it to 'keep' or 'apply'"
             )
         if self.strategy.dropped_columns == "apply":
-            self.sink.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(self.target, sql.Identifier(name)))
+            self.sink.execute(
+                sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(self.target, sql.Identifier(name))
+            )
         elif not_null:  # keep: new rows leave it NULL
-            self.sink.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
-                self.target, sql.Identifier(name)))
+            self.sink.execute(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(self.target, sql.Identifier(name))
+            )
 
 
 def reconcile(

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-class RunMode(str, enum.Enum):
+class RunMode(enum.StrEnum):
     CATCH_UP = "catch_up"  # apply up to the fence written at run start, then finish
     CONTINUOUS = "continuous"  # keep applying until stopped
 
 
-class EnginePhase(str, enum.Enum):
+class EnginePhase(enum.StrEnum):
     SNAPSHOTTING = "snapshotting"
     STREAMING = "streaming"
 

@@ -18,8 +18,8 @@ from psycopg import sql
 from airflow_connectors.cdc.engine import checkpoint, sink_schema
 from airflow_connectors.cdc.engine.drift import align_sink_table
 from airflow_connectors.cdc.engine.interface import (
-    EnginePhase,
     EngineError,
+    EnginePhase,
     RunMode,
     RunReporter,
     RunRequest,
@@ -41,7 +41,7 @@ from airflow_connectors.cdc.engine.slot import (
 )
 from airflow_connectors.cdc.engine.snapshot import copy_tables
 from airflow_connectors.cdc.engine.source_catalog import build_plans, secondary_indexes
-from airflow_connectors.cdc.engine.stream import stream_changes
+from airflow_connectors.cdc.engine.stream import StreamOptions, stream_changes
 from airflow_connectors.cdc.models import Buffer, Connector
 
 
@@ -101,21 +101,23 @@ class _Run:
         self.reporter.phase(EnginePhase.STREAMING)
         limits = self.connector.limits
         result = stream_changes(
-            source_conninfo=self.source_ci,
-            sink_conninfo=self.sink_ci,
-            slot_name=self.slot,
-            publication=self.publication,
-            start_lsn=start,
-            plans=plans,
-            connector_id=self.connector.id,
-            fence_run_id=self.request.run_id if self.request.mode is RunMode.CATCH_UP else None,
-            skip_until=skip_until,
-            buffer=self.connector.buffer or Buffer(),
-            migration=self.sink_cfg.migration_strategy,
-            max_rows=limits.max_rows_per_run if limits else None,
-            reporter=self.reporter,
-            should_stop=self.should_stop,
-            catalog=self.source_cfg.catalog,
+            StreamOptions(
+                source_conninfo=self.source_ci,
+                sink_conninfo=self.sink_ci,
+                slot_name=self.slot,
+                publication=self.publication,
+                start_lsn=start,
+                plans=plans,
+                connector_id=self.connector.id,
+                fence_run_id=self.request.run_id if self.request.mode is RunMode.CATCH_UP else None,
+                skip_until=skip_until,
+                buffer=self.connector.buffer or Buffer(),
+                migration=self.sink_cfg.migration_strategy,
+                max_rows=limits.max_rows_per_run if limits else None,
+                reporter=self.reporter,
+                should_stop=self.should_stop,
+                catalog=self.source_cfg.catalog,
+            )
         )
         for name, counters in result.tables.items():
             total = self.counters.setdefault(name, TableCounters())
@@ -123,7 +125,9 @@ class _Run:
                 setattr(total, attribute, getattr(total, attribute) + getattr(counters, attribute))
         return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=result.applied_lsn)
 
-    def initial_snapshot(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]) -> str:
+    def initial_snapshot(
+        self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]
+    ) -> str:
         """Start over: a new slot, every table emptied and copied inside its exported snapshot."""
         skip = self.source_cfg.replication_type.logical_replication.skip_snapshots
         if not skip:
@@ -147,7 +151,9 @@ class _Run:
         checkpoint.write_checkpoint(sink, self.connector.id, lsn)
         return lsn
 
-    def resync_tables(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan]) -> None:
+    def resync_tables(
+        self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan]
+    ) -> None:
         """Copy ``plans`` again at a fresh consistent point; the stream skips their changes before it."""
         self.reporter.phase(EnginePhase.SNAPSHOTTING)
         for plan in plans:
@@ -175,7 +181,12 @@ class _Run:
         )
 
     def _finish_tables(
-        self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan], *, skip_until: str | None
+        self,
+        source: psycopg.Connection[Any],
+        sink: psycopg.Connection[Any],
+        plans: list[TablePlan],
+        *,
+        skip_until: str | None,
     ) -> None:
         for plan in plans:
             sink_schema.add_key(sink, plan)  # after the load: one sorted build instead of one insert per row

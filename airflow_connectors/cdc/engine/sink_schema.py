@@ -31,16 +31,16 @@ def create_table(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
     ]
     if plan.key:
         columns.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, plan.key))))
-    conn.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table_ident(plan), sql.SQL(", ").join(columns))
-    )
+    conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(table_ident(plan), sql.SQL(", ").join(columns)))
 
 
 def truncate(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
     conn.execute(sql.SQL("TRUNCATE {}").format(table_ident(plan)))
 
 
-def create_indexes(conn: psycopg.Connection[Any], plan: TablePlan, indexes: list[tuple[str, str, tuple[str, ...]]]) -> None:
+def create_indexes(
+    conn: psycopg.Connection[Any], plan: TablePlan, indexes: list[tuple[str, str, tuple[str, ...]]]
+) -> None:
     for name, method, columns in indexes:
         # Index names are per schema: derive a stable one from the sink table and the columns.
         digest = hashlib.sha256(f"{plan.sink_table}:{','.join(columns)}".encode()).hexdigest()[:8]

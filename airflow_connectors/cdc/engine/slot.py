@@ -41,7 +41,9 @@ def exec_simple(conn: psycopg.Connection[Any], command: str) -> list[tuple[str |
         message = (result.error_message or b"").decode(errors="replace").strip()
         raise psycopg.OperationalError(message or f"replication command failed: {command.split()[0]}")
     return [
-        tuple(None if (value := result.get_value(row, col)) is None else value.decode() for col in range(result.nfields))
+        tuple(
+            None if (value := result.get_value(row, col)) is None else value.decode() for col in range(result.nfields)
+        )
         for row in range(result.ntuples)
     ]
 
@@ -49,14 +51,18 @@ def exec_simple(conn: psycopg.Connection[Any], command: str) -> list[tuple[str |
 def create_slot(conn: psycopg.Connection[Any], name: str, *, temporary: bool = False) -> tuple[str, str]:
     """Create a pgoutput slot exporting its snapshot; returns (consistent point LSN, snapshot name)."""
     kind = "TEMPORARY LOGICAL" if temporary else "LOGICAL"
-    rows = exec_simple(conn, f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} {kind} pgoutput (SNAPSHOT 'export')")
+    rows = exec_simple(
+        conn, f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} {kind} pgoutput (SNAPSHOT 'export')"
+    )
     _, lsn, snapshot, _ = rows[0]
     assert lsn is not None and snapshot is not None
     return lsn, snapshot
 
 
 def create_slot_without_snapshot(conn: psycopg.Connection[Any], name: str) -> str:
-    rows = exec_simple(conn, f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} LOGICAL pgoutput (SNAPSHOT 'nothing')")
+    rows = exec_simple(
+        conn, f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} LOGICAL pgoutput (SNAPSHOT 'nothing')"
+    )
     assert rows[0][1] is not None
     return rows[0][1]
 
@@ -67,7 +73,9 @@ def ensure_publication(conn: psycopg.Connection[Any], name: str, plans: dict[str
     option = sql.SQL("publish_via_partition_root = {}").format(sql.Literal(as_root))
     exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone()
     if exists is None:
-        conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH ({})").format(sql.Identifier(name), tables, option))
+        conn.execute(
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH ({})").format(sql.Identifier(name), tables, option)
+        )
     else:
         conn.execute(sql.SQL("ALTER PUBLICATION {} SET TABLE {}").format(sql.Identifier(name), tables))
         conn.execute(sql.SQL("ALTER PUBLICATION {} SET ({})").format(sql.Identifier(name), option))

@@ -63,7 +63,9 @@ def _select(chunk: Chunk) -> sql.Composed:
     )
 
 
-def copy_chunk(source_conninfo: str, sink_conninfo: str, snapshot: str, chunk: Chunk, stop: Callable[[], bool]) -> tuple[int, int]:
+def copy_chunk(
+    source_conninfo: str, sink_conninfo: str, snapshot: str, chunk: Chunk, stop: Callable[[], bool]
+) -> tuple[int, int]:
     """Copy one chunk inside ``snapshot``; commits in the sink; returns (rows, bytes)."""
     plan = chunk.plan
     fmt = sql.SQL("(FORMAT BINARY)" if plan.binary_safe else "(FORMAT TEXT)")
@@ -118,8 +120,10 @@ def copy_tables(
             reporter.table_progress(name, TableCounters(table.rows, table.bytes, table.inserts))
             if remaining[name] == 0:
                 seconds = max(time.monotonic() - started[name], 1e-6)
-                reporter.log(f"snapshot of {name}: {table.rows} rows, {table.bytes} bytes in {seconds:.1f}s "
-                             f"({table.rows / seconds:,.0f} rows/s)")
+                reporter.log(
+                    f"snapshot of {name}: {table.rows} rows, {table.bytes} bytes in {seconds:.1f}s "
+                    f"({table.rows / seconds:,.0f} rows/s)"
+                )
 
     with ThreadPoolExecutor(max_workers=max(1, workers if parallel else 1), thread_name_prefix="cdc-snapshot") as pool:
         for future in [pool.submit(run, chunk) for chunk in chunks]:

@@ -13,7 +13,6 @@ import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 
@@ -66,39 +65,46 @@ def _add(total: TableCounters, part: TableCounters) -> None:
     total.rows = total.inserts + total.updates + total.deletes
 
 
+@dataclass(frozen=True)
+class StreamOptions:
+    """What one stream needs (``execute_run`` builds it; tests build it by hand)."""
+
+    source_conninfo: str
+    sink_conninfo: str
+    slot_name: str
+    publication: str
+    start_lsn: str  # the sink checkpoint: everything committed before it is already applied
+    plans: dict[str, TablePlan]
+    connector_id: str
+    fence_run_id: str | None  # None: continuous, until should_stop
+    skip_until: dict[str, str]  # table -> LSN of its resync copy: older changes are in it already
+    buffer: Buffer
+    migration: MigrationStrategy
+    max_rows: int | None
+    reporter: RunReporter
+    should_stop: StopCheck
+    catalog: Catalog = field(default_factory=Catalog)
+
+
 class _Stream:
-    def __init__(
-        self,
-        *,
-        source_conninfo: str,
-        sink_conninfo: str,
-        slot_name: str,
-        publication: str,
-        start_lsn: str,
-        plans: dict[str, TablePlan],
-        connector_id: str,
-        fence_run_id: str | None,
-        skip_until: dict[str, str],
-        buffer: Buffer,
-        migration: MigrationStrategy,
-        catalog: Catalog,
-        max_rows: int | None,
-        reporter: RunReporter,
-        should_stop: StopCheck,
-    ) -> None:
-        self.plans = dict(plans)
-        self.connector_id, self.fence_run_id, self.slot = connector_id, fence_run_id, slot_name
-        self.skip_until = {table: lsn_to_int(lsn) for table, lsn in skip_until.items()}
-        self.buffer, self.migration, self.catalog = buffer, migration, catalog
-        self.max_rows, self.reporter, self.should_stop = max_rows, reporter, should_stop
+    def __init__(self, options: StreamOptions) -> None:
+        self.plans = dict(options.plans)
+        self.connector_id, self.fence_run_id, self.slot = options.connector_id, options.fence_run_id, options.slot_name
+        self.skip_until = {table: lsn_to_int(lsn) for table, lsn in options.skip_until.items()}
+        self.buffer, self.migration, self.catalog = options.buffer, options.migration, options.catalog
+        self.max_rows, self.reporter, self.should_stop = options.max_rows, options.reporter, options.should_stop
+        source_conninfo, start_lsn, plans = options.source_conninfo, options.start_lsn, options.plans
+        reporter = options.reporter
         self.source = psycopg.connect(source_conninfo, autocommit=True)
-        self.sink = psycopg.connect(sink_conninfo)
+        self.sink = psycopg.connect(options.sink_conninfo)
         # Binary where every table allows it: values then go from the WAL to the sink without a text round trip.
         # Keyless tables are matched value by value in SQL, which the text form keeps simple.
         self.binary = all(plan.binary_safe and plan.key for plan in plans.values())
         self.applier = Applier(self.sink, binary=self.binary)
         self.checkpoint = lsn_to_int(start_lsn)
-        self.stream = ReplicationStream(source_conninfo, slot_name, publication, start_lsn, binary=self.binary)
+        self.stream = ReplicationStream(
+            source_conninfo, options.slot_name, options.publication, start_lsn, binary=self.binary
+        )
         reporter.log(f"streaming from {start_lsn} in pgoutput {'binary' if self.binary else 'text'} format")
         self.relations: dict[int, tuple[TablePlan, Callable[[Row], Row]]] = {}
         self.totals: dict[str, TableCounters] = {name: TableCounters() for name in plans}
@@ -233,44 +239,10 @@ class _Stream:
             self.applier.write_pending()
 
 
-def stream_changes(
-    *,
-    source_conninfo: str,
-    sink_conninfo: str,
-    slot_name: str,
-    publication: str,
-    start_lsn: str,
-    plans: dict[str, TablePlan],
-    connector_id: str,
-    fence_run_id: str | None,
-    skip_until: dict[str, str],
-    buffer: Buffer,
-    migration: MigrationStrategy,
-    max_rows: int | None,
-    reporter: RunReporter,
-    should_stop: StopCheck,
-    catalog: Catalog | None = None,
-    resolve_new_table: Callable[[Any], TablePlan | None] | None = None,
-) -> StreamResult:
+def stream_changes(options: StreamOptions) -> StreamResult:
     """Apply changes from ``start_lsn`` until the fence (catch-up), ``max_rows``, or ``should_stop``."""
     try:
-        stream = _Stream(
-            source_conninfo=source_conninfo,
-            sink_conninfo=sink_conninfo,
-            slot_name=slot_name,
-            publication=publication,
-            start_lsn=start_lsn,
-            plans=plans,
-            connector_id=connector_id,
-            fence_run_id=fence_run_id,
-            skip_until=skip_until,
-            buffer=buffer,
-            migration=migration,
-            catalog=catalog or Catalog(),
-            max_rows=max_rows,
-            reporter=reporter,
-            should_stop=should_stop,
-        )
+        stream = _Stream(options)
     except psycopg.OperationalError as exc:
         raise TransientEngineError(f"cannot connect: {exc}") from None
     try:

@@ -41,7 +41,9 @@ def create(api: CdcService, http: requests.Session, **changes: Any) -> dict[str,
     return dict(response.json())
 
 
-def test_minimal_seed_body_is_created_fully_defaulted_with_masked_secrets(api: CdcService, http: requests.Session) -> None:
+def test_minimal_seed_body_is_created_fully_defaulted_with_masked_secrets(
+    api: CdcService, http: requests.Session
+) -> None:
     response = http.post(f"{api.api}/connectors", json=seed_body(id=""), timeout=30)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -101,8 +103,9 @@ def test_merge_patch(api: CdcService, http: requests.Session) -> None:
     assert patched["name"] is None
     assert patched["schedule"] == {"interval_seconds": None, "cron": "*/15 * * * *", "timezone": "Europe/Paris"}
     assert patched["sink"]["postgres"]["target_schema"] == "replica"
-    assert patched["source"]["postgres"]["catalog"] == {"schemas": {"public": {"tables": {"orders": {
-        "include_columns": None, "exclude_columns": None}}}}}
+    assert patched["source"]["postgres"]["catalog"] == {
+        "schemas": {"public": {"tables": {"orders": {"include_columns": None, "exclude_columns": None}}}}
+    }
     assert patched["source"]["postgres"]["connection"] == connector["source"]["postgres"]["connection"]
 
 
@@ -136,7 +139,9 @@ def test_patch_content_type_and_body_errors(api: CdcService, http: requests.Sess
     assert http.post(f"{api.api}/connectors", data="x", headers={"Content-Type": "text/plain"}).status_code == 415
     huge = http.post(f"{api.api}/connectors", data="[" * 2_000_000, headers={"Content-Type": "application/json"})
     assert huge.status_code == 413
-    deep = http.post(f"{api.api}/connectors", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"})
+    deep = http.post(
+        f"{api.api}/connectors", data="[" * 5000 + "]" * 5000, headers={"Content-Type": "application/json"}
+    )
     assert deep.status_code in (400, 422)
 
 
@@ -238,8 +243,11 @@ def test_validate_source_and_sink(api: CdcService, http: requests.Session, pg_se
         conn.execute("CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE loose (v text)")
     database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
     connection = {
-        "host": pg_server.host, "port": pg_server.port, "user": pg_server.user,
-        "password": pg_server.password, "database": database,
+        "host": pg_server.host,
+        "port": pg_server.port,
+        "user": pg_server.user,
+        "password": pg_server.password,
+        "database": database,
     }
     source = {"postgres": {"connection": connection, "replication_type": {"logical_replication": {}}}}
     report = http.post(f"{api.api}/validate/source", json=source, timeout=30).json()

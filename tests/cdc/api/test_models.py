@@ -45,13 +45,22 @@ def test_defaults_of_the_minimal_seed_body() -> None:
     }
     assert source["replication_type"] == {"logical_replication": {"retry_window_seconds": 300, "skip_snapshots": False}}
     assert (source["parallel_snapshots_enabled"], source["partitions_as_root"], source["catalog"]) == (
-        True, False, {"schemas": {}}
+        True,
+        False,
+        {"schemas": {}},
     )
     sink = document["sink"]["postgres"]
     assert sink["target_schema"] == "public"
-    assert sink["migration_strategy"] == {"added_columns": "apply", "dropped_columns": "keep", "retyped_columns": "fail"}
+    assert sink["migration_strategy"] == {
+        "added_columns": "apply",
+        "dropped_columns": "keep",
+        "retyped_columns": "fail",
+    }
     assert (document["disabled"], document["buffer"], document["limits"], document["schedule"]) == (
-        False, None, None, None
+        False,
+        None,
+        None,
+        None,
     )
 
 
@@ -80,7 +89,11 @@ def test_the_six_ssl_modes(mode: str) -> None:
         (lambda b: b.update({"unknown_field": 1}), "unknown_field"),
         (
             lambda b: b["source"]["postgres"].update(
-                {"catalog": {"schemas": {"public": {"tables": {"t": {"include_columns": ["a"], "exclude_columns": []}}}}}}
+                {
+                    "catalog": {
+                        "schemas": {"public": {"tables": {"t": {"include_columns": ["a"], "exclude_columns": []}}}}
+                    }
+                }
             ),
             "catalog",
         ),

@@ -45,7 +45,9 @@ def test_no_server_errors_and_no_secrets(fuzzed_service: CdcService) -> None:
             if case.method.upper() == "DELETE":  # keep the seeded connectors' (nonexistent) slots out of it
                 case.query = {"keep_replication_objects": "true"}
             response = case.call(headers=auth, timeout=30)
-            assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+            assert response.status_code < 500, (
+                f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+            )
             assert STORED_PASSWORD not in response.text and fuzzed_service.token not in response.text
             if response.status_code >= 400:
                 assert set(response.json()) == {"error"}, response.text[:300]

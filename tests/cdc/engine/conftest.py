@@ -51,8 +51,12 @@ class Pair:
     sink: str
     connector: Connector
 
-    def run(self, mode: RunMode = RunMode.CATCH_UP, resync: bool | tuple[str, ...] = False,
-            should_stop: Callable[[], bool] = lambda: False) -> tuple[RunResult, RecordingReporter]:
+    def run(
+        self,
+        mode: RunMode = RunMode.CATCH_UP,
+        resync: bool | tuple[str, ...] = False,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> tuple[RunResult, RecordingReporter]:
         reporter = RecordingReporter()
         request = RunRequest(run_id=str(uuid.uuid4()), mode=mode, resync=resync)
         return execute_run(self.connector, request, reporter, should_stop), reporter
@@ -77,8 +81,10 @@ def checksum(conninfo: str, table: str, columns: str = "*") -> tuple[int, str]:
     schema, name = table.split(".", 1)
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
-            sql.SQL("SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '')"
-                    " FROM (SELECT {} FROM {}) AS r").format(sql.SQL(columns), sql.Identifier(schema, name))
+            sql.SQL(
+                "SELECT count(*), coalesce(md5(string_agg(r::text, '|' ORDER BY r::text)), '')"
+                " FROM (SELECT {} FROM {}) AS r"
+            ).format(sql.SQL(columns), sql.Identifier(schema, name))
         ).fetchone()
     assert row is not None
     return int(row[0]), str(row[1])
@@ -89,15 +95,22 @@ def pair(make_database: Callable[[str], str], pg_server: PgServer) -> Iterator[P
     source, sink = make_database("src"), make_database("snk")
 
     def connection(conninfo: str) -> dict[str, Any]:
-        return {"host": pg_server.host, "port": pg_server.port, "user": pg_server.user,
-                "password": pg_server.password, "database": conninfo_to_dict(conninfo)["dbname"]}
+        return {
+            "host": pg_server.host,
+            "port": pg_server.port,
+            "user": pg_server.user,
+            "password": pg_server.password,
+            "database": conninfo_to_dict(conninfo)["dbname"],
+        }
 
-    connector = Connector.model_validate({
-        "id": f"test-{uuid.uuid4().hex[:8]}",
-        "source": {"postgres": {"connection": connection(source), "replication_type": {"logical_replication": {}}}},
-        "sink": {"postgres": {"connection": connection(sink), "target_schema": "replica"}},
-        "buffer": {"max_rows": 1000, "flush_interval_ms": 100},
-    })
+    connector = Connector.model_validate(
+        {
+            "id": f"test-{uuid.uuid4().hex[:8]}",
+            "source": {"postgres": {"connection": connection(source), "replication_type": {"logical_replication": {}}}},
+            "sink": {"postgres": {"connection": connection(sink), "target_schema": "replica"}},
+            "buffer": {"max_rows": 1000, "flush_interval_ms": 100},
+        }
+    )
     created = Pair(source, sink, connector)
     yield created
     drop_source_objects(connector)

@@ -33,11 +33,19 @@ def test_toasted_values_survive_updates_that_do_not_change_them(pair: Pair) -> N
 
 
 def test_truncate_in_order(pair: Pair) -> None:
-    pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY, v text)", "INSERT INTO public.t SELECT i, 'a' FROM generate_series(1, 100) i")
+    pair.on_source(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text)",
+        "INSERT INTO public.t SELECT i, 'a' FROM generate_series(1, 100) i",
+    )
     pair.run()
-    pair.on_source("BEGIN; INSERT INTO public.t VALUES (500, 'before'); TRUNCATE public.t; INSERT INTO public.t VALUES (1, 'after'); COMMIT")
+    pair.on_source(
+        "BEGIN; INSERT INTO public.t VALUES (500, 'before'); TRUNCATE public.t; INSERT INTO public.t VALUES (1, 'after'); COMMIT"
+    )
     pair.run()
-    assert checksum(pair.source, "public.t") == checksum(pair.sink, "replica.t") and checksum(pair.sink, "replica.t")[0] == 1
+    assert (
+        checksum(pair.source, "public.t") == checksum(pair.sink, "replica.t")
+        and checksum(pair.sink, "replica.t")[0] == 1
+    )
 
 
 @pytest.mark.parametrize("as_root", [True, False])
@@ -50,8 +58,11 @@ def test_partitioned_tables(pair: Pair, as_root: bool) -> None:
     )
     pair = pair.with_changes(source__postgres__partitions_as_root=as_root)
     pair.run()
-    pair.on_source("INSERT INTO public.events VALUES (5000, '2026-12-01', 'late')", "DELETE FROM public.events WHERE id < 10",
-                   "UPDATE public.events SET v = 'y' WHERE id % 3 = 0")
+    pair.on_source(
+        "INSERT INTO public.events VALUES (5000, '2026-12-01', 'late')",
+        "DELETE FROM public.events WHERE id < 10",
+        "UPDATE public.events SET v = 'y' WHERE id % 3 = 0",
+    )
     pair.run()
     if as_root:
         assert checksum(pair.source, "public.events") == checksum(pair.sink, "replica.events")
@@ -101,30 +112,43 @@ def test_catalog_column_exclusion_and_table_selection(pair: Pair) -> None:
 
 
 def test_schema_drift_per_migration_strategy(pair: Pair) -> None:
-    pair.on_source("CREATE TABLE public.d (id int PRIMARY KEY, a text, gone text NOT NULL, typed int)",
-                   "INSERT INTO public.d VALUES (1, 'x', 'g', 1)")
+    pair.on_source(
+        "CREATE TABLE public.d (id int PRIMARY KEY, a text, gone text NOT NULL, typed int)",
+        "INSERT INTO public.d VALUES (1, 'x', 'g', 1)",
+    )
     pair.run()
-    pair.on_source("ALTER TABLE public.d ADD COLUMN added jsonb", "ALTER TABLE public.d DROP COLUMN gone",
-                   "INSERT INTO public.d VALUES (2, 'y', 2, '{\"k\": 1}')")
+    pair.on_source(
+        "ALTER TABLE public.d ADD COLUMN added jsonb",
+        "ALTER TABLE public.d DROP COLUMN gone",
+        "INSERT INTO public.d VALUES (2, 'y', 2, '{\"k\": 1}')",
+    )
     pair.run()  # defaults: added -> apply, dropped -> keep
-    assert checksum(pair.source, "public.d", "id, a, typed, added") == checksum(pair.sink, "replica.d", "id, a, typed, added")
+    assert checksum(pair.source, "public.d", "id, a, typed, added") == checksum(
+        pair.sink, "replica.d", "id, a, typed, added"
+    )
     assert checksum(pair.sink, "replica.d", "gone")[0] == 2  # kept: old value stays, new row NULL
-    pair.on_source("ALTER TABLE public.d ALTER COLUMN typed TYPE bigint", "INSERT INTO public.d VALUES (3, 'z', 3, NULL)")
+    pair.on_source(
+        "ALTER TABLE public.d ALTER COLUMN typed TYPE bigint", "INSERT INTO public.d VALUES (3, 'z', 3, NULL)"
+    )
     with pytest.raises(EngineError, match="typed.*changed type.*retyped_columns"):
         pair.run()
-    applying = pair.with_changes(sink__postgres__migration_strategy={"retyped_columns": "apply", "dropped_columns": "apply"})
+    applying = pair.with_changes(
+        sink__postgres__migration_strategy={"retyped_columns": "apply", "dropped_columns": "apply"}
+    )
     applying.run()
-    assert checksum(pair.source, "public.d", "id, a, typed, added") == checksum(pair.sink, "replica.d", "id, a, typed, added")
+    assert checksum(pair.source, "public.d", "id, a, typed, added") == checksum(
+        pair.sink, "replica.d", "id, a, typed, added"
+    )
 
 
 def test_hostile_identifiers_are_replicated_not_executed(pair: Pair) -> None:
-    schema, table, column = 'we"ird sch', 'tab le; DROP TABLE x; --', 'naïve "col" 表'
+    schema, table, column = 'we"ird sch', "tab le; DROP TABLE x; --", 'naïve "col" 表'
     quoted = {"s": schema.replace('"', '""'), "t": table.replace('"', '""'), "c": column.replace('"', '""')}
     pair.on_source(
-        'CREATE TABLE public.x (id int PRIMARY KEY)',
+        "CREATE TABLE public.x (id int PRIMARY KEY)",
         'CREATE SCHEMA "{s}"'.format(**quoted),
         'CREATE TABLE "{s}"."{t}" (id int PRIMARY KEY, "{c}" text)'.format(**quoted),
-        'INSERT INTO "{s}"."{t}" VALUES (1, \'\'\'; DROP TABLE public.x; --\')'.format(**quoted),
+        "INSERT INTO \"{s}\".\"{t}\" VALUES (1, '''; DROP TABLE public.x; --')".format(**quoted),
     )
     hostile = pair.with_changes(sink__postgres__target_schema='tgt "; DROP')
     hostile.run()
@@ -146,12 +170,19 @@ def test_changes_resent_after_a_crash_are_not_applied_twice(pair: Pair, monkeypa
         pair.run()
     pair.on_source("INSERT INTO public.log VALUES (1000)")
     pair.run()  # the server re-sends the 100 rows: the sink checkpoint says they are in
-    assert checksum(pair.source, "public.log") == checksum(pair.sink, "replica.log") and checksum(pair.sink, "replica.log")[0] == 101
+    assert (
+        checksum(pair.source, "public.log") == checksum(pair.sink, "replica.log")
+        and checksum(pair.sink, "replica.log")[0] == 101
+    )
 
 
 def test_resync_some_tables_while_the_others_keep_streaming(pair: Pair) -> None:
-    pair.on_source("CREATE TABLE public.a (id int PRIMARY KEY, v int)", "CREATE TABLE public.b (id int PRIMARY KEY, v int)",
-                   "INSERT INTO public.a SELECT i, 0 FROM generate_series(1, 100) i", "INSERT INTO public.b SELECT i, 0 FROM generate_series(1, 100) i")
+    pair.on_source(
+        "CREATE TABLE public.a (id int PRIMARY KEY, v int)",
+        "CREATE TABLE public.b (id int PRIMARY KEY, v int)",
+        "INSERT INTO public.a SELECT i, 0 FROM generate_series(1, 100) i",
+        "INSERT INTO public.b SELECT i, 0 FROM generate_series(1, 100) i",
+    )
     pair.run()
     with psycopg.connect(pair.sink, autocommit=True) as sink:
         sink.execute("DELETE FROM replica.a WHERE id <= 50")  # someone damaged the replica of a
@@ -187,8 +218,9 @@ def test_a_million_row_transaction_in_bounded_memory(pair: Pair) -> None:
     pair.on_source("INSERT INTO public.big SELECT i, md5(i::text) FROM generate_series(1, 1000000) i")
     big = pair.with_changes(buffer={"max_rows": 50000, "max_bytes": 64 * 1024 * 1024, "flush_interval_ms": 1000})
     document = json.dumps(big.connector.stored())
-    out = subprocess.run([sys.executable, "-c", BIG_TRANSACTION], input=document, capture_output=True, text=True,
-                         check=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", BIG_TRANSACTION], input=document, capture_output=True, text=True, check=True, timeout=600
+    )
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["rows"] == 1_000_000
     assert (report["peak_kb"] - report["before_kb"]) < 300 * 1024, report

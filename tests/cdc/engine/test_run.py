@@ -41,8 +41,11 @@ def test_table_without_key_needs_replica_identity_full(pair: Pair) -> None:
         pair.run()
     pair.on_source("ALTER TABLE public.loose REPLICA IDENTITY FULL")
     pair.run()
-    pair.on_source("DELETE FROM public.loose WHERE ctid = (SELECT min(ctid) FROM public.loose)",
-                   "UPDATE public.loose SET b = 'y'", "INSERT INTO public.loose VALUES (2, NULL)")
+    pair.on_source(
+        "DELETE FROM public.loose WHERE ctid = (SELECT min(ctid) FROM public.loose)",
+        "UPDATE public.loose SET b = 'y'",
+        "INSERT INTO public.loose VALUES (2, NULL)",
+    )
     pair.run()
     assert checksum(pair.source, "public.loose") == checksum(pair.sink, "replica.loose")
 
@@ -50,7 +53,9 @@ def test_table_without_key_needs_replica_identity_full(pair: Pair) -> None:
 def test_slot_dropped_by_someone_else_fails_with_the_remedy_and_resync_recovers(pair: Pair) -> None:
     pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY)", "INSERT INTO public.t VALUES (1)")
     pair.run()
-    pair.on_source("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'airflow_connectors_test%'")
+    pair.on_source(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'airflow_connectors_test%'"
+    )
     with pytest.raises(SlotLostError, match="resync=true"):
         pair.run()
     pair.on_source("INSERT INTO public.t VALUES (2)")
@@ -78,7 +83,9 @@ def test_continuous_run_stops_when_asked(pair: Pair) -> None:
 
 def test_skip_snapshots_starts_from_the_stream_alone(pair: Pair) -> None:
     pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY, v text)", "INSERT INTO public.t VALUES (1, 'old')")
-    streaming_only = pair.with_changes(source__postgres__replication_type={"logical_replication": {"skip_snapshots": True}})
+    streaming_only = pair.with_changes(
+        source__postgres__replication_type={"logical_replication": {"skip_snapshots": True}}
+    )
     result, reporter = streaming_only.run()
     assert EnginePhase.SNAPSHOTTING not in reporter.phases and checksum(pair.sink, "replica.t")[0] == 0
     pair.on_source("INSERT INTO public.t VALUES (2, 'new')", "UPDATE public.t SET v = 'changed' WHERE id = 1")

@@ -85,5 +85,7 @@ def execute_run(connector: Any, request: RunRequest, reporter: RunReporter, shou
     if behaviour == "slot-lost":
         raise SlotLostError("replication slot is lost (wal_status = 'lost'); start a run with resync=true")
     if behaviour == "crash":
-        raise RuntimeError(f"bug while connecting with {connector.source.postgres.connection.password.get_secret_value()}")
+        raise RuntimeError(
+            f"bug while connecting with {connector.source.postgres.connection.password.get_secret_value()}"
+        )
     raise AssertionError(f"unknown fake engine behaviour {behaviour!r}")

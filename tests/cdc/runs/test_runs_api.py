@@ -16,7 +16,10 @@ def test_run_lifecycle_and_connector_status(runs_api: RunsClient) -> None:
     assert response.status_code == 202, response.text
     queued = response.json()
     assert (queued["state"], queued["mode"], queued["resync"], queued["trigger"]) == (
-        "queued", "catch_up", ["public.t"], "api"
+        "queued",
+        "catch_up",
+        ["public.t"],
+        "api",
     )
     run = runs_api.wait_run(connector_id, queued["run_id"])
     assert run["state"] == "succeeded", run

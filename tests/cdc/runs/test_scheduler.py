@@ -16,7 +16,9 @@ CREATED = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 def test_interval_schedule() -> None:
     every_10_min = Schedule(interval_seconds=600)
     assert next_due(every_10_min, None, CREATED) == CREATED  # never ran: due at once
-    assert next_due(every_10_min, datetime(2026, 11, 24, 9, 0, tzinfo=UTC), CREATED) == datetime(2026, 11, 24, 9, 10, tzinfo=UTC)
+    assert next_due(every_10_min, datetime(2026, 11, 24, 9, 0, tzinfo=UTC), CREATED) == datetime(
+        2026, 11, 24, 9, 10, tzinfo=UTC
+    )
     assert next_due(None, None, CREATED) is None
 
 

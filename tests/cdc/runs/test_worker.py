@@ -85,7 +85,9 @@ def test_stopping_a_worker_pool_requeues_its_run_for_another(
     first = [pid for run, pid in fake_engines.executions() if run == run_id]
     holder = spare_pool if first[0] in spare_pool.pids else runs_pool
     holder.stop()
-    wait_for(lambda: [pid for run, pid in fake_engines.executions() if run == run_id], lambda p: len(p) == 2, 30, "rerun")
+    wait_for(
+        lambda: [pid for run, pid in fake_engines.executions() if run == run_id], lambda p: len(p) == 2, 30, "rerun"
+    )
     assert runs_api.run(connector_id, run_id)["state"] in ("queued", "snapshotting")
     assert runs_api.cancel(connector_id, run_id).status_code == 202
     assert runs_api.wait_run(connector_id, run_id)["state"] == "cancelled"
