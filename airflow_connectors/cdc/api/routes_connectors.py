@@ -83,6 +83,7 @@ def replace_connector(
 
     record, created = store.replace(conn, connector_id, build)
     response.status_code = 201 if created else 200
+    _stop_if_disabled(conn, record)
     return _respond(response, conn, record)
 
 
@@ -113,7 +114,14 @@ def patch_connector(
     except VersionMismatch as exc:
         raise ApiProblem(412, "version_mismatch", str(exc), field="If-Match") from None
     slot_health.forget(connector_id)
+    _stop_if_disabled(conn, record)
     return _respond(response, conn, record)
+
+
+def _stop_if_disabled(conn: Conn, record: ConnectorRecord) -> None:
+    """A connector just disabled starts no new run, and its active run is cancelled like a ``pause``."""
+    if record.connector.disabled:
+        run_store.cancel_active_runs(conn, record.connector.id)
 
 
 @router.get("/{connector_id}", response_model=ConnectorResponse)
