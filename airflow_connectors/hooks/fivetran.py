@@ -97,7 +97,7 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
         "succeeded_at": connection.get("succeeded_at"),
         "failed_at": connection.get("failed_at"),
     }
-    if moved_failure and (not moved_success or (succeeded is not None and failed >= succeeded)):
+    if failed is not None and moved_failure and (not moved_success or (succeeded is not None and failed >= succeeded)):
         warnings = "; ".join(str(w.get("message", w)) for w in status.get("warnings") or [] if w)
         tasks = "; ".join(str(t.get("message", t)) for t in status.get("tasks") or [] if t)
         reason = tasks or warnings or "see the connection's logs in the Fivetran dashboard"
