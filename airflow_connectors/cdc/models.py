@@ -82,12 +82,18 @@ class PostgresConnection(_Model):
     ssl_cert: str | None = Field(None, description="Client certificate file path on the service host.")
     ssl_key: SecretStr | None = Field(None, description="Client key file path on the service host. Write-only.")
     ssl_root_cert: str | None = Field(None, description="CA certificate file path on the service host.")
-    max_pool_size: int = Field(4, ge=1, le=64, description="Connections the engine may open (parallel snapshot).")
+    max_pool_size: int = Field(
+        4, ge=0, le=64, description="Connections the engine may open (parallel snapshot); 0 means the default, 4."
+    )
     operation_lock_timeout_seconds: int = Field(
         30, ge=0, le=3600, description="lock_timeout for DDL and slot operations on this server."
     )
 
     _serialize_secret = field_serializer("password", "ssl_key")(_reveal_or_mask)
+
+    @property
+    def pool_size(self) -> int:
+        return self.max_pool_size or 4
 
     def conninfo(self, **extra: Any) -> str:
         """A libpq conninfo string (contains the password: never log it)."""
@@ -266,6 +272,14 @@ class Schedule(_Model):
 
 
 class Connector(_Model):
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_schedule_is_none(cls, data: Any) -> Any:
+        """Supermetal's examples show ``"schedule": {}`` for a connector without one: accept it as "no schedule"."""
+        if isinstance(data, dict) and data.get("schedule") == {}:
+            return {**data, "schedule": None}
+        return data
+
     id: str = Field(
         min_length=1,
         max_length=128,

@@ -175,7 +175,7 @@ class _Run:
             snapshot=snapshot,
             plans=plans,
             parallel=self.source_cfg.parallel_snapshots_enabled,
-            workers=min(self.source_cfg.connection.max_pool_size, self.sink_cfg.connection.max_pool_size),
+            workers=min(self.source_cfg.connection.pool_size, self.sink_cfg.connection.pool_size),
             reporter=self.reporter,
             should_stop=self.should_stop,
         )

@@ -48,23 +48,27 @@ def exec_simple(conn: psycopg.Connection[Any], command: str) -> list[tuple[str |
     ]
 
 
+def _slot_command(conn: psycopg.Connection[Any], name: str, *, temporary: bool, snapshot: bool) -> str:
+    """``CREATE_REPLICATION_SLOT`` in the syntax of the server (the option list arrived in PostgreSQL 15)."""
+    kind = "TEMPORARY LOGICAL" if temporary else "LOGICAL"
+    if conn.info.server_version >= 150000:
+        option = "(SNAPSHOT 'export')" if snapshot else "(SNAPSHOT 'nothing')"
+    else:
+        option = "EXPORT_SNAPSHOT" if snapshot else "NOEXPORT_SNAPSHOT"
+    return f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} {kind} pgoutput {option}"
+
+
 def create_slot(conn: psycopg.Connection[Any], name: str, *, temporary: bool = False) -> tuple[str, str]:
     """Create a pgoutput slot exporting its snapshot; returns (consistent point LSN, snapshot name)."""
-    kind = "TEMPORARY LOGICAL" if temporary else "LOGICAL"
-    rows = exec_simple(
-        conn, f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} {kind} pgoutput (SNAPSHOT 'export')"
-    )
-    _, lsn, snapshot, _ = rows[0]
+    _, lsn, snapshot, _ = exec_simple(conn, _slot_command(conn, name, temporary=temporary, snapshot=True))[0]
     assert lsn is not None and snapshot is not None
     return lsn, snapshot
 
 
 def create_slot_without_snapshot(conn: psycopg.Connection[Any], name: str) -> str:
-    rows = exec_simple(
-        conn, f"CREATE_REPLICATION_SLOT {sql.Identifier(name).as_string(conn)} LOGICAL pgoutput (SNAPSHOT 'nothing')"
-    )
-    assert rows[0][1] is not None
-    return rows[0][1]
+    lsn = exec_simple(conn, _slot_command(conn, name, temporary=False, snapshot=False))[0][1]
+    assert lsn is not None
+    return lsn
 
 
 def ensure_publication(conn: psycopg.Connection[Any], name: str, plans: dict[str, TablePlan], as_root: bool) -> None:

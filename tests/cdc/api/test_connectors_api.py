@@ -267,3 +267,16 @@ def test_validate_source_and_sink(api: CdcService, http: requests.Session, pg_se
     connector_id = http.post(f"{api.api}/connectors", json=body, timeout=30).json()["connector"]["id"]
     report = http.post(f"{api.api}/validate/sink", params={"connector_id": connector_id}, timeout=30).json()
     assert report["ok"] is True, report
+
+
+def test_the_seeds_full_example_round_trips(api: CdcService, http: requests.Session) -> None:
+    from tests.cdc.api.test_models import SEED_FULL_EXAMPLE
+
+    response = http.post(f"{api.api}/connectors", json=SEED_FULL_EXAMPLE, timeout=30)
+    assert response.status_code == 201, response.text
+    connection = response.json()["connector"]["source"]["postgres"]["connection"]
+    assert (connection["password"], connection["ssl_key"], connection["ssl_cert"]) == ("********", "********", "string")
+    assert "pa$$word" not in response.text
+    echoed = response.json()["connector"]  # what a client read, sent back as a replace: masked secrets are kept
+    replaced = http.post(f"{api.api}/connectors/{echoed['id']}", json=echoed, timeout=30)
+    assert replaced.status_code == 200, replaced.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -25,6 +26,20 @@ SEED_MINIMAL_BODY: dict[str, Any] = {
         }
     },
 }
+
+
+# The response example of seed 001 (every field, placeholder values), sent back as a body by an echoing client.
+SEED_FULL_EXAMPLE: dict[str, Any] = json.loads(
+    """{"id": "string", "source": {"postgres": {"connection": {"host": "example.com", "port": 5432, "user": "string", "password": "pa$$word", "database": "string", "ssl_mode": "Prefer", "ssl_cert": "string", "ssl_key": "string", "ssl_root_cert": "string", "max_pool_size": 0, "operation_lock_timeout_seconds": 0}, "replication_type": {"logical_replication": {"retry_window_seconds": 0, "skip_snapshots": false}}, "parallel_snapshots_enabled": true, "partitions_as_root": false, "catalog": {}}}, "sink": {"postgres": {"connection": {"host": "example.com", "port": 5432, "user": "string", "password": "pa$$word", "database": "string", "ssl_mode": "Prefer", "ssl_cert": "string", "ssl_key": "string", "ssl_root_cert": "string", "max_pool_size": 0, "operation_lock_timeout_seconds": 0}, "target_schema": "string", "migration_strategy": {}}}, "buffer": {}, "limits": {}, "disabled": false, "schedule": {}, "name": "string"}"""
+)
+
+
+def test_the_seeds_full_example_is_accepted_as_a_body() -> None:
+    connector = Connector.model_validate(SEED_FULL_EXAMPLE)
+    assert connector.schedule is None  # "schedule": {} means none
+    assert connector.source.postgres.connection.pool_size == 4  # "max_pool_size": 0 means the default
+    assert connector.buffer is not None and connector.buffer.max_rows == 50_000
+    assert connector.source.postgres.replication_type.logical_replication.retry_window_seconds == 0
 
 
 def test_defaults_of_the_minimal_seed_body() -> None:
