@@ -73,9 +73,11 @@ def _sink_type(row: tuple[Any, ...]) -> tuple[str, bool]:
 def build_plans(conn: psycopg.Connection[Any], source: PostgresSource, target_schema: str) -> dict[str, TablePlan]:
     """Plans of every table the catalog selects, keyed by ``schema.table`` of the source."""
     candidates = []
+    seen: set[tuple[str, str]] = set()
     for oid, schema, table, relkind, ident, is_partition, root_schema, root_table in conn.execute(
         _TABLES, {"state": STATE_SCHEMA}
     ):
+        seen.add((schema, table))
         if source.partitions_as_root:
             if is_partition:
                 continue
@@ -84,6 +86,14 @@ def build_plans(conn: psycopg.Connection[Any], source: PostgresSource, target_sc
         if not (source.catalog.selects(schema, table) or source.catalog.selects(root_schema, root_table)):
             continue
         candidates.append((oid, schema, table, relkind, ident))
+    missing = [
+        f"{schema}.{table}"
+        for schema, entry in source.catalog.schemas.items()
+        for table in entry.tables
+        if (schema, table) not in seen
+    ]
+    if missing:  # a typo must not quietly replicate nothing
+        raise EngineError(f"catalog: table {missing[0]} does not exist on the source")
     if not candidates:
         raise EngineError("the catalog selects no table on the source (check catalog.schemas and the tables' names)")
     clashes = Counter(table for _, _, table, _, _ in candidates)

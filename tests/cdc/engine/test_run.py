@@ -93,3 +93,10 @@ def test_skip_snapshots_starts_from_the_stream_alone(pair: Pair) -> None:
     with psycopg.connect(pair.sink) as sink:  # the update of a row it never copied inserts it: all it knows
         rows = sink.execute("SELECT id, v FROM replica.t ORDER BY id").fetchall()
     assert rows == [(1, "changed"), (2, "new")]
+
+
+def test_a_catalog_naming_a_missing_table_fails_clearly(pair: Pair) -> None:
+    pair.on_source("CREATE TABLE public.orders (id int PRIMARY KEY)")
+    typo = pair.with_changes(source__postgres__catalog={"schemas": {"public": {"tables": {"orderz": {}}}}})
+    with pytest.raises(EngineError, match="catalog: table public.orderz does not exist"):
+        typo.run()
