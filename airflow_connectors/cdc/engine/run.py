@@ -67,7 +67,12 @@ class _Run:
             self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink,
         ):
             checkpoint.ensure_state_schema(sink)
-            plans = build_plans(source, self.source_cfg, self.sink_cfg.target_schema)
+            target = self.sink_cfg.target_schema
+            same_database = one_database(source, sink)
+            skip = target if same_database and target not in self.source_cfg.catalog.schemas else None
+            plans = build_plans(source, self.source_cfg, target, skip_schema=skip)
+            if same_database:
+                refuse_replicating_onto_itself(plans)
             ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
             for plan in plans.values():
                 sink_schema.create_table(sink, plan)
@@ -192,6 +197,23 @@ class _Run:
             sink_schema.add_key(sink, plan)  # after the load: one sorted build instead of one insert per row
             sink_schema.create_indexes(sink, plan, secondary_indexes(source, plan))
             checkpoint.set_table_state(sink, self.connector.id, plan.name, "ready", skip_until)
+
+
+def one_database(source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> bool:
+    """Whether source and sink are the same database (schema ``a`` replicated into schema ``b`` of it)."""
+    identity = "SELECT system_identifier::text || '/' || current_database() FROM pg_control_system()"
+    return source.execute(identity).fetchone() == sink.execute(identity).fetchone()
+
+
+def refuse_replicating_onto_itself(plans: dict[str, TablePlan]) -> None:
+    """In one database a sink table must never be a replicated source table: the snapshot would empty it."""
+    sources = {(plan.source_schema, plan.source_table) for plan in plans.values()}
+    for plan in plans.values():
+        if (plan.sink_schema, plan.sink_table) in sources:
+            raise EngineError(
+                f"the sink table {plan.sink_schema}.{plan.sink_table} is a replicated source table (source and sink "
+                "are the same database): choose another sink.postgres.target_schema"
+            )
 
 
 def execute_run(connector: Connector, request: RunRequest, reporter: RunReporter, should_stop: StopCheck) -> RunResult:

@@ -70,14 +70,19 @@ def _sink_type(row: tuple[Any, ...]) -> tuple[str, bool]:
     return source_type, True
 
 
-def build_plans(conn: psycopg.Connection[Any], source: PostgresSource, target_schema: str) -> dict[str, TablePlan]:
-    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source."""
+def build_plans(
+    conn: psycopg.Connection[Any], source: PostgresSource, target_schema: str, *, skip_schema: str | None = None
+) -> dict[str, TablePlan]:
+    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source. ``skip_schema``: a schema
+    whose tables are never sources (the sink's own, when source and sink are one database)."""
     candidates = []
     seen: set[tuple[str, str]] = set()
     for oid, schema, table, relkind, ident, is_partition, root_schema, root_table in conn.execute(
         _TABLES, {"state": STATE_SCHEMA}
     ):
         seen.add((schema, table))
+        if schema == skip_schema:
+            continue
         if source.partitions_as_root:
             if is_partition:
                 continue
@@ -95,7 +100,12 @@ def build_plans(conn: psycopg.Connection[Any], source: PostgresSource, target_sc
     if missing:  # a typo must not quietly replicate nothing
         raise EngineError(f"catalog: table {missing[0]} does not exist on the source")
     if not candidates:
-        raise EngineError("the catalog selects no table on the source (check catalog.schemas and the tables' names)")
+        hint = (
+            f"; the tables of {skip_schema!r}, the sink's target_schema in this same database, are never sources"
+            if skip_schema
+            else " (check catalog.schemas and the tables' names)"
+        )
+        raise EngineError(f"the catalog selects no table on the source{hint}")
     clashes = Counter(table for _, _, table, _, _ in candidates)
     plans: dict[str, TablePlan] = {}
     for oid, schema, table, relkind, ident in candidates:

@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from airflow_connectors.cdc.engine.interface import EngineError, EnginePhase, RunMode, SlotLostError
+from airflow_connectors.cdc.models import Connector
 from tests.cdc.engine.conftest import Pair, checksum
 
 
@@ -100,3 +101,20 @@ def test_a_catalog_naming_a_missing_table_fails_clearly(pair: Pair) -> None:
     typo = pair.with_changes(source__postgres__catalog={"schemas": {"public": {"tables": {"orderz": {}}}}})
     with pytest.raises(EngineError, match="catalog: table public.orderz does not exist"):
         typo.run()
+
+
+def test_replicating_a_database_onto_itself_is_refused(pair: Pair) -> None:
+    pair.on_source("CREATE TABLE public.precious (id int PRIMARY KEY)", "INSERT INTO public.precious VALUES (1)")
+    same = pair.connector.stored()
+    same["sink"]["postgres"]["connection"] = same["source"]["postgres"]["connection"]
+    same["sink"]["postgres"]["target_schema"] = "public"
+    onto_itself = Pair(pair.source, pair.source, Connector.model_validate(same))
+    with pytest.raises(EngineError, match="target_schema"):
+        onto_itself.run()
+    assert checksum(pair.source, "public.precious")[0] == 1  # nothing emptied
+    same["sink"]["postgres"]["target_schema"] = "copy"  # another schema of the same database is fine
+    into_copy = Pair(pair.source, pair.source, Connector.model_validate(same))
+    into_copy.run()
+    pair.on_source("INSERT INTO public.precious VALUES (2)")
+    into_copy.run()  # copy.precious now exists: it is the sink, not a new source
+    assert checksum(pair.source, "public.precious") == checksum(pair.source, "copy.precious")
