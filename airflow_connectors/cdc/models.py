@@ -22,11 +22,14 @@ from pydantic import (
     SecretStr,
     SerializationInfo,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
 # What responses show instead of a secret. Sending it back in a PATCH or a replace keeps the stored secret.
 MASK = "********"
+# The sink schema where the engine keeps its checkpoints (never a target schema).
+STATE_SCHEMA = "_airflow_connectors"
 # Keys whose values are secrets wherever they appear in a connector document.
 SECRET_KEYS = frozenset({"password", "ssl_key"})
 
@@ -200,6 +203,13 @@ class PostgresSink(_Model):
     connection: PostgresConnection
     target_schema: PgIdentifier = Field("public", description="Schema of the sink tables (created if missing).")
     migration_strategy: MigrationStrategy = Field(default_factory=MigrationStrategy)
+
+    @field_validator("target_schema")
+    @classmethod
+    def _not_ours(cls, value: str) -> str:
+        if value == STATE_SCHEMA or value.startswith("pg_") or value == "information_schema":
+            raise ValueError(f"{value!r} is reserved (the engine's bookkeeping or PostgreSQL's own)")
+        return value
 
 
 class _Variant(_Model):

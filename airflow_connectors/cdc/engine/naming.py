@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 
+from airflow_connectors.cdc.models import STATE_SCHEMA  # bookkeeping schema in the sink, never a source
+
+__all__ = ["FENCE_PREFIX", "PREFIX", "STATE_SCHEMA", "object_name", "publication_name", "slot_name"]
+
 PREFIX = "airflow_connectors_"
 FENCE_PREFIX = "airflow_connectors.fence"  # logical decoding message prefix of run fences
-STATE_SCHEMA = "_airflow_connectors"  # bookkeeping schema in the sink (and never replicated from a source)
 
 
 def object_name(connector_id: str) -> str:

@@ -99,6 +99,8 @@ def test_the_six_ssl_modes(mode: str) -> None:
         (lambda b: b.update({"schedule": {"cron": "61 * * * *"}}), "schedule"),
         (lambda b: b.update({"schedule": {"cron": "* * * * *", "timezone": "Mars/Base"}}), "schedule"),
         (lambda b: b["sink"]["postgres"].update({"target_schema": "x" * 64}), "target_schema"),
+        (lambda b: b["sink"]["postgres"].update({"target_schema": "_airflow_connectors"}), "target_schema"),
+        (lambda b: b["sink"]["postgres"].update({"target_schema": "pg_catalog"}), "target_schema"),
         (lambda b: b["sink"]["postgres"].update({"migration_strategy": {"added_columns": "ignore"}}), "added_columns"),
         (lambda b: b.update({"buffer": {"max_rows": 0}}), "max_rows"),
         (lambda b: b.update({"unknown_field": 1}), "unknown_field"),
