@@ -23,6 +23,7 @@ from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.sink_schema import table_ident
 
 PAGES_PER_CHUNK = 4096  # 32 MiB of heap per parallel chunk
+PROGRESS_EVERY = 5.0  # seconds between progress reports of a long copy
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,19 @@ def _select(chunk: Chunk) -> sql.Composed:
 
 
 def copy_chunk(
-    source_conninfo: str, sink_conninfo: str, snapshot: str, chunk: Chunk, stop: Callable[[], bool]
-) -> tuple[int, int]:
-    """Copy one chunk inside ``snapshot``; commits in the sink; returns (rows, bytes)."""
+    source_conninfo: str,
+    sink_conninfo: str,
+    snapshot: str,
+    chunk: Chunk,
+    stop: Callable[[], bool],
+    progress: Callable[[int, bool], None],
+) -> int:
+    """Copy one chunk inside ``snapshot`` and commit it in the sink; returns its rows. ``progress`` gets the bytes
+    copied since its last call, every few seconds, so a long copy shows it is alive."""
     plan = chunk.plan
     fmt = sql.SQL("(FORMAT BINARY)" if plan.binary_safe else "(FORMAT TEXT)")
     columns = sql.SQL(", ").join(map(sql.Identifier, plan.column_names))
-    copied = 0
+    copied, last_report = 0, time.monotonic()
     with psycopg.connect(source_conninfo) as src, psycopg.connect(sink_conninfo) as dst:
         src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         src.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
@@ -82,11 +89,15 @@ def copy_chunk(
                 for data in out:
                     into.write(data)
                     copied += len(data)
+                    if time.monotonic() - last_report >= PROGRESS_EVERY:
+                        progress(copied, False)
+                        copied, last_report = 0, time.monotonic()
                     if stop():
                         raise RunCancelled()
             rows = in_cur.rowcount
         dst.commit()
-    return max(rows, 0), copied
+    progress(copied, True)
+    return max(rows, 0)
 
 
 def copy_tables(
@@ -109,13 +120,25 @@ def copy_tables(
     lock = threading.Lock()
 
     def run(chunk: Chunk) -> None:
-        rows, size = copy_chunk(source_conninfo, sink_conninfo, snapshot, chunk, should_stop)
         name = chunk.plan.name
+
+        def progress(size: int, done: bool) -> None:
+            with lock:
+                table = counters[name]
+                table.bytes += size
+                reporter.table_progress(name, TableCounters(table.rows, table.bytes, table.inserts))
+                if done:
+                    return  # the table's summary line follows when its last chunk is in
+                seconds = max(time.monotonic() - started[name], 1e-6)
+                reporter.log(
+                    f"snapshot of {name}: {table.bytes / 2**20:,.0f} MiB copied ({table.bytes / 2**20 / seconds:,.1f} MiB/s)"
+                )
+
+        rows = copy_chunk(source_conninfo, sink_conninfo, snapshot, chunk, should_stop, progress)
         with lock:
             table = counters[name]
             table.rows += rows
             table.inserts += rows
-            table.bytes += size
             remaining[name] -= 1
             reporter.table_progress(name, TableCounters(table.rows, table.bytes, table.inserts))
             if remaining[name] == 0:

@@ -118,3 +118,21 @@ def test_replicating_a_database_onto_itself_is_refused(pair: Pair) -> None:
     pair.on_source("INSERT INTO public.precious VALUES (2)")
     into_copy.run()  # copy.precious now exists: it is the sink, not a new source
     assert checksum(pair.source, "public.precious") == checksum(pair.source, "copy.precious")
+
+
+def test_parallel_ctid_chunks_copy_the_same_rows_and_report_progress(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_connectors.cdc.engine import snapshot
+
+    monkeypatch.setattr(snapshot, "PAGES_PER_CHUNK", 50)  # ~20 chunks for this table
+    monkeypatch.setattr(snapshot, "PROGRESS_EVERY", 0.0)
+    pair.on_source(
+        "CREATE TABLE public.wide (id int PRIMARY KEY, v text)",
+        "INSERT INTO public.wide SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 20000) i",
+        "DELETE FROM public.wide WHERE id % 3 = 0",  # holes in the pages
+    )
+    result, reporter = pair.run()
+    assert result.tables["public.wide"].rows == 20000 - 20000 // 3
+    assert checksum(pair.source, "public.wide") == checksum(pair.sink, "replica.wide")
+    assert any("MiB copied" in line for line in reporter.logs)
