@@ -110,24 +110,27 @@ class Applier:
     def _key(plan: TablePlan, row: Row) -> tuple[Value, ...]:
         return tuple(row[i] for i in plan.key_positions)
 
-    def _account(self, row: Row | None) -> None:
-        self.rows += 1  # bytes are counted by the caller, from the size of the message (cheaper than per value)
+    def _account(self, batch: TableBatch, size: int) -> None:
+        """``size``: the change's message size (counting it per value would cost more than it tells)."""
+        self.rows += 1
+        self.bytes += size
+        batch.counters.bytes += size
 
-    def insert(self, plan: TablePlan, row: Row) -> None:
+    def insert(self, plan: TablePlan, row: Row, size: int = 0) -> None:
         batch = self._batch(plan)
         batch.counters.inserts += 1
         if plan.key:
             batch.changes[self._key(plan, row)] = ("I", row)
         else:
             batch.ordered.append(("I", None, row))
-        self._account(row)
+        self._account(batch, size)
 
-    def update(self, plan: TablePlan, old: Row | None, new: Row) -> None:
+    def update(self, plan: TablePlan, old: Row | None, new: Row, size: int = 0) -> None:
         batch = self._batch(plan)
         batch.counters.updates += 1
         if not plan.key:
             batch.ordered.append(("U", old, new))
-            self._account(new)
+            self._account(batch, size)
             return
         key = self._key(plan, new)
         if old is not None and any(value is not None for value in old):
@@ -142,9 +145,9 @@ class Applier:
         op = "I" if previous is not None and previous[0] == "I" else "U"
         batch.changes.pop(key, None)  # re-insert: dict order is the order of each key's last change
         batch.changes[key] = (op if UNCHANGED not in new else "U", new)
-        self._account(new)
+        self._account(batch, size)
 
-    def delete(self, plan: TablePlan, old: Row) -> None:
+    def delete(self, plan: TablePlan, old: Row, size: int = 0) -> None:
         batch = self._batch(plan)
         batch.counters.deletes += 1
         if plan.key:
@@ -153,7 +156,7 @@ class Applier:
             batch.changes[key] = ("D", old)
         else:
             batch.ordered.append(("D", old, None))
-        self._account(old)
+        self._account(batch, size)
 
     def truncate(self, plans: list[TablePlan]) -> None:
         """TRUNCATE in order: what was buffered for those tables is obsolete, the sink tables are emptied now."""
@@ -187,6 +190,7 @@ class Applier:
         total.inserts += batch.counters.inserts
         total.updates += batch.counters.updates
         total.deletes += batch.counters.deletes
+        total.bytes += batch.counters.bytes
         total.rows = total.inserts + total.updates + total.deletes
         batch.changes.clear()
         batch.ordered.clear()

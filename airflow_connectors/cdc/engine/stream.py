@@ -62,6 +62,7 @@ def _add(total: TableCounters, part: TableCounters) -> None:
     total.inserts += part.inserts
     total.updates += part.updates
     total.deletes += part.deletes
+    total.bytes += part.bytes
     total.rows = total.inserts + total.updates + total.deletes
 
 
@@ -171,8 +172,7 @@ class _Stream:
                 skip_tx = tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
             elif isinstance(message, (Insert, Update, Delete)):
                 if not skip_tx:
-                    self.applier.bytes += len(item[1])
-                    self.change(message, tx_lsn)
+                    self.change(message, tx_lsn, len(item[1]))
             elif isinstance(message, Commit):
                 if skip_tx:
                     continue
@@ -218,7 +218,7 @@ class _Stream:
         # itemgetter of one index returns the value, not a 1-tuple
         self.relations[message.relid] = (new_plan, pick if len(mapping) > 1 else (lambda values: (pick(values),)))
 
-    def change(self, message: Insert | Update | Delete, tx_lsn: int) -> None:
+    def change(self, message: Insert | Update | Delete, tx_lsn: int, size: int) -> None:
         mapped = self.relations.get(message.relid)
         if mapped is None:
             return
@@ -228,11 +228,11 @@ class _Stream:
 
         # A key-only old tuple ('K') has every column, nulls outside the key: it maps like a full one.
         if isinstance(message, Insert):
-            self.applier.insert(plan, row(message.new))
+            self.applier.insert(plan, row(message.new), size)
         elif isinstance(message, Update):
-            self.applier.update(plan, row(message.old) if message.old is not None else None, row(message.new))
+            self.applier.update(plan, row(message.old) if message.old is not None else None, row(message.new), size)
         else:
-            self.applier.delete(plan, row(message.old))
+            self.applier.delete(plan, row(message.old), size)
         self.applied_rows += 1
         if self.applier.rows >= self.buffer.max_rows or self.applier.bytes >= self.buffer.max_bytes:
             # A large source transaction: write this part now, inside the sink transaction still open.

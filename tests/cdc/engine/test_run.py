@@ -30,6 +30,7 @@ def test_snapshot_then_changes_arrive_exactly(pair: Pair) -> None:
     assert reporter.phases == [EnginePhase.STREAMING]
     counters = result.tables["public.items"]
     assert (counters.inserts, counters.updates, counters.deletes) == (100, 5100 // 7 + 1, 5100 // 11)
+    assert counters.bytes > 0 and counters.rows == counters.inserts + counters.updates + counters.deletes
     assert checksum(pair.source, "public.items") == checksum(pair.sink, "replica.items")
     again, _ = pair.run()  # idle source: the fence ends the run, nothing applied twice
     assert sum(c.rows for c in again.tables.values()) == 0
