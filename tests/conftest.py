@@ -44,6 +44,16 @@ class PgServer:
             host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname, **extra
         )
 
+    def connector_connection(self, database: str = "postgres") -> dict[str, object]:
+        """The ``connection`` object of a CDC connector pointing at ``database`` on this server."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": database,
+        }
+
     def connect(self, dbname: str = "postgres", **kwargs: object) -> psycopg.Connection:
         return psycopg.connect(self.conninfo(dbname), **kwargs)
 

@@ -31,13 +31,7 @@ def fake_cdc(start_cdc_service: Callable[..., CdcService], tmp_path_factory: pyt
 @pytest.fixture
 def runs(fake_cdc: CdcService, pg_server: PgServer) -> RunsClient:
     """Test-side client of the service (create fake-engine connectors, read and cancel runs)."""
-    source = {
-        "host": pg_server.host,
-        "port": pg_server.port,
-        "user": pg_server.user,
-        "password": pg_server.password,
-        "database": "postgres",
-    }
+    source = pg_server.connector_connection()
     return RunsClient(fake_cdc.url, fake_cdc.token, source)
 
 

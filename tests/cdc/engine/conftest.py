@@ -95,13 +95,7 @@ def pair(make_database: Callable[[str], str], pg_server: PgServer) -> Iterator[P
     source, sink = make_database("src"), make_database("snk")
 
     def connection(conninfo: str) -> dict[str, Any]:
-        return {
-            "host": pg_server.host,
-            "port": pg_server.port,
-            "user": pg_server.user,
-            "password": pg_server.password,
-            "database": conninfo_to_dict(conninfo)["dbname"],
-        }
+        return pg_server.connector_connection(str(conninfo_to_dict(conninfo)["dbname"]))
 
     connector = Connector.model_validate(
         {

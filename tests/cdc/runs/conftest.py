@@ -77,11 +77,5 @@ second_pool = spare_pool
 
 @pytest.fixture
 def runs_api(runs_service: CdcService, runs_pool: WorkerPool, pg_server: PgServer) -> RunsClient:
-    source = {
-        "host": pg_server.host,
-        "port": pg_server.port,
-        "user": pg_server.user,
-        "password": pg_server.password,
-        "database": "postgres",
-    }
+    source = pg_server.connector_connection()
     return RunsClient(runs_service.url, runs_service.token, source)
