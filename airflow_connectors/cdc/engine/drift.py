@@ -14,24 +14,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from airflow_connectors.cdc.engine.interface import EngineError
+from airflow_connectors.cdc.engine.interface import EngineError, TransientEngineError
 from airflow_connectors.cdc.engine.pgoutput import Relation
 from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
 from airflow_connectors.cdc.engine.sink_schema import table_ident
+from airflow_connectors.cdc.engine.source_catalog import column_type
 from airflow_connectors.cdc.models import CatalogTable, MigrationStrategy
-
-
-def _type_of(source: psycopg.Connection[Any], oid: int, typmod: int) -> tuple[str, str]:
-    """(source type, sink type) of a column type seen in a Relation message."""
-    row = source.execute(
-        "SELECT format_type(t.oid, %s), t.typtype::text, format_type(t.typbasetype, t.typtypmod)"
-        " FROM pg_type t WHERE t.oid = %s",
-        (typmod, oid),
-    ).fetchone()
-    if row is None:
-        raise EngineError(f"unknown column type oid {oid} on the source")
-    source_type, typtype, base = row
-    return source_type, {"e": "text", "d": base, "c": "text"}.get(typtype, source_type)
 
 
 class _Migration:
@@ -91,6 +79,7 @@ def reconcile(
     migration: MigrationStrategy,
     source: psycopg.Connection[Any],
     sink: psycopg.Connection[Any],
+    binary: bool = False,
 ) -> tuple[TablePlan, list[int]]:
     """The plan for this Relation (altering the sink as the strategy says) and, per plan column, its index in the
     Relation's rows."""
@@ -103,12 +92,15 @@ def reconcile(
         if name not in wanted:
             continue
         known = current.get(name)
+        if known is None or known.type_oid != oid:
+            source_type, sink_type, safe = column_type(source, oid, typmod)
+            if binary and not safe:
+                # Its binary form embeds a type oid: the next attempt re-plans and streams this table as text.
+                raise TransientEngineError(f"{plan.name}: column {name!r} ({source_type}) needs the text format")
         if known is None:
-            source_type, sink_type = _type_of(source, oid, typmod)
             change.add(name, source_type, sink_type)
             columns.append(ColumnPlan(name, source_type, sink_type, oid, False))
         elif known.type_oid != oid:
-            source_type, sink_type = _type_of(source, oid, typmod)
             change.retype(name, known.source_type, source_type, sink_type)
             columns.append(replace(known, source_type=source_type, sink_type=sink_type, type_oid=oid))
         else:

@@ -70,6 +70,25 @@ def _sink_type(row: tuple[Any, ...]) -> tuple[str, bool]:
     return source_type, True
 
 
+_TYPE = """
+SELECT NULL, format_type(t.oid, %s), t.oid, false,
+       t.typtype::text, format_type(t.typbasetype, t.typtypmod), t.typcategory::text,
+       t.typelem, coalesce(et.typtype::text, ''), coalesce(et.oid, 0)
+FROM pg_type t
+LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+WHERE t.oid = %s
+"""
+
+
+def column_type(conn: psycopg.Connection[Any], oid: int, typmod: int) -> tuple[str, str, bool]:
+    """(source type, sink type, binary safe) of a type seen in a Relation message (a column added or retyped)."""
+    row = conn.execute(_TYPE, (typmod, oid)).fetchone()
+    if row is None:
+        raise EngineError(f"unknown column type oid {oid} on the source")
+    sink_type, safe = _sink_type(row)
+    return str(row[1]), sink_type, safe
+
+
 def build_plans(
     conn: psycopg.Connection[Any], source: PostgresSource, target_schema: str, *, skip_schema: str | None = None
 ) -> dict[str, TablePlan]:

@@ -209,7 +209,7 @@ class _Stream:
         if self.applier.batches.get(name) is not None:
             self.applier.flush_table(self.applier.batches.pop(name))
         new_plan, mapping = reconcile(
-            message, plan, entry=entry, migration=self.migration, source=self.source, sink=self.sink
+            message, plan, entry=entry, migration=self.migration, source=self.source, sink=self.sink, binary=self.binary
         )
         if new_plan is not plan:
             self.reporter.log(f"{name}: schema change applied to the sink per migration_strategy")

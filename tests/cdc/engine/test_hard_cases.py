@@ -250,3 +250,31 @@ def test_binary_format_type_coverage(pair: Pair) -> None:
     _, reporter = pair.run()
     assert any("binary format" in line for line in reporter.logs), reporter.logs
     assert checksum(pair.source, "public.kinds") == checksum(pair.sink, "replica.kinds")
+
+
+def test_a_column_added_with_a_type_binary_cannot_carry_switches_to_text(pair: Pair) -> None:
+    import time
+
+    from airflow_connectors.cdc.engine.interface import RunMode, TransientEngineError
+
+    pair.on_source(
+        "CREATE TYPE public.tag AS ENUM ('a', 'b')",
+        "CREATE TABLE public.t (id int PRIMARY KEY, v int)",
+        "INSERT INTO public.t VALUES (1, 1)",
+    )
+    pair.run()
+    calls, deadline = [0], time.monotonic() + 30
+
+    def alter_while_streaming() -> bool:
+        calls[0] += 1
+        if calls[0] == 3:  # the stream is running, in binary: nothing in the table needed text so far
+            pair.on_source(
+                "ALTER TABLE public.t ADD COLUMN tags public.tag[]", "INSERT INTO public.t VALUES (2, 2, '{a,b}')"
+            )
+        return time.monotonic() > deadline
+
+    with pytest.raises(TransientEngineError, match="needs the text format"):
+        pair.run(mode=RunMode.CONTINUOUS, should_stop=alter_while_streaming)  # what the worker retries...
+    _, reporter = pair.run()  # ...and the retry re-plans and streams as text
+    assert any("text format" in line for line in reporter.logs)
+    assert checksum(pair.source, "public.t") == checksum(pair.sink, "replica.t")
