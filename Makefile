@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench lint install clean
+.PHONY: demo test test-fast bench lint typecheck install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,8 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m airflow_connectors.demo
 
-test: $(STAMP)
+# CI runs this: lint and types first (cheap, and they fail for real), then the whole suite.
+test: lint typecheck
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -31,6 +32,9 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_connectors tests dags bench
 	$(BIN)/ruff format --check airflow_connectors tests dags bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy airflow_connectors
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

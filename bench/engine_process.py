@@ -15,9 +15,9 @@ import sys
 import time
 import uuid
 
+from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine import execute_run
 from airflow_connectors.cdc.engine.interface import EnginePhase, RunCancelled, RunMode, RunRequest, TableCounters
-from airflow_connectors.cdc.models import Connector
 
 
 class QuietReporter:

@@ -22,10 +22,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres, _bin_dir
 from airflow_connectors.cdc.engine import drop_source_objects
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA, slot_name
-from airflow_connectors.cdc.models import Connector
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DB = "bench_src"

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
-from airflow_connectors.cdc.secrets import SecretBox
+from airflow_connectors.cdc.connectors.secrets import SecretBox
 from airflow_connectors.cdc.settings import ServiceSettings
 
 
@@ -106,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def migrate_command(args: argparse.Namespace) -> int:
-    from airflow_connectors.cdc.store import migrate
+    from airflow_connectors.cdc.connectors.store import migrate
 
     dsn = args.state_dsn or os.environ.get("CDC_STATE_DSN")
     if not dsn:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_ENGINE = "airflow_connectors.cdc.engine:execute_run"
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CDC_", extra="ignore")
@@ -22,7 +24,7 @@ class ServiceSettings(BaseSettings):
     lease_seconds: float = Field(
         15.0, gt=0, description="A run whose worker stopped heartbeating this long is taken over by another worker."
     )
-    engine: str = Field("airflow_connectors.cdc.engine:execute_run", description="module:function executing runs.")
+    engine: str = Field(DEFAULT_ENGINE, description="module:function executing runs.")
     pool_max_size: int = 10
 
     def dsn(self) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import requests
 
+from airflow_connectors.cdc.connectors.secrets import SecretBox
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres, free_port
-from airflow_connectors.cdc.secrets import SecretBox
 from airflow_connectors.demo import sample_shop
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import jsonschema
 
-from airflow_connectors.cdc.patch import merge_patch
+from airflow_connectors.cdc.connectors.patch import merge_patch
 from airflow_connectors.hooks.base import SyncRef, SyncStatus
 from airflow_connectors.hooks.http import HttpApiHook
 

@@ -2,8 +2,9 @@
 
 Connection: ``host`` is the service's base URL (``http://cdc:8080``, the API lives under ``/api/v1``), the bearer
 token goes in ``password``. Requests go through the shared HTTP layer (timeouts, retries, 429, error mapping,
-secret masking). Patches are checked locally with the service's own rules (``airflow_connectors.cdc.patch``) before
-anything is sent, so a DAG fails at the task that built a bad patch, with the message the API would give.
+secret masking). Patches are checked locally with the service's own rules
+(``airflow_connectors.cdc.connectors.patch``) before anything is sent, so a DAG fails at the task that built a
+bad patch, with the message the API would give.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from airflow_connectors.cdc.models import Connector, Schedule, Sink, Source
-from airflow_connectors.cdc.patch import PatchError, check_patch, check_required
+from airflow_connectors.cdc.connectors.models import Connector, Schedule, Sink, Source
+from airflow_connectors.cdc.connectors.patch import PatchError, check_patch, check_required
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 from airflow_connectors.hooks.postgres_connection import resolve_connection_references
@@ -93,7 +94,7 @@ class CdcHook(HttpApiHook):
             params["cursor"] = page["next_cursor"]
 
     def validate_patch(self, patch: dict[str, Any], current: dict[str, Any] | None = None) -> None:
-        """The service's patch rules (``airflow_connectors.cdc.patch``): source/sink type not changed, required
+        """The service's patch rules (``cdc.connectors.patch``): source/sink type not changed, required
         fields not removed; with ``current``, also host/port/database kept. ``ValueError`` names the field."""
         if not isinstance(patch, dict):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, ClassVar
 
-from airflow_connectors.cdc.patch import merge_patch
+from airflow_connectors.cdc.connectors.patch import merge_patch
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, ApiNotFound, HttpApiHook
 

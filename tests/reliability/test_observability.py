@@ -40,7 +40,9 @@ def test_disabling_stops_the_active_run_and_delete_drops_the_slot(replication: R
     url = f"{r.service.api}/connectors/{r.connector_id}"
     continuous = r.start(mode="continuous")
     r.wait(continuous, lambda run: run["state"] == "streaming")
-    patch = r.http.patch(url, data=json.dumps({"disabled": True}), headers={"Content-Type": "application/merge-patch+json"})
+    patch = r.http.patch(
+        url, data=json.dumps({"disabled": True}), headers={"Content-Type": "application/merge-patch+json"}
+    )
     assert patch.status_code == 200 and patch.json()["status"]["state"] == "disabled"
     assert r.wait(continuous)["state"] == "cancelled"
     assert r.http.post(f"{url}/runs", json={}, timeout=30).status_code == 409

@@ -15,10 +15,11 @@ from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_va
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
-from airflow_connectors.cdc.secrets import SecretBox
+from airflow_connectors.cdc.connectors.secrets import SecretBox
+from airflow_connectors.cdc.connectors.store import ConnectorStore, migrate
+from airflow_connectors.cdc.runs.pool import WorkerOptions, start_workers
+from airflow_connectors.cdc.runs.scheduler import SchedulerThread
 from airflow_connectors.cdc.settings import ServiceSettings
-from airflow_connectors.cdc.store import ConnectorStore, migrate
-from airflow_connectors.cdc.worker import WorkerOptions, start_workers
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,15 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         app.state.store = ConnectorStore(
             settings.dsn(), SecretBox(settings.secret_key.get_secret_value()), max_size=settings.pool_max_size
         )
+        scheduler = SchedulerThread(settings.dsn())
+        scheduler.start()
         pool = start_workers(settings, options) if options.processes > 0 else None
         try:
             yield
         finally:
             if pool is not None:
                 pool.stop()
+            scheduler.stop()
             app.state.store.close()
 
     app = FastAPI(

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import Depends, Request
 
-from airflow_connectors.cdc import run_store, slot_health
 from airflow_connectors.cdc.api.errors import ApiProblem
-from airflow_connectors.cdc.models import ConnectorResponse, ConnectorStatus, LastRun
-from airflow_connectors.cdc.runs import ACTIVE_STATES, RunState
-from airflow_connectors.cdc.store import ConnectorNotFound, ConnectorRecord, ConnectorStore
+from airflow_connectors.cdc.connectors import slot_health
+from airflow_connectors.cdc.connectors.models import ConnectorResponse, ConnectorStatus, LastRun
+from airflow_connectors.cdc.connectors.store import ConnectorNotFound, ConnectorRecord, ConnectorStore
+from airflow_connectors.cdc.runs import store as run_store
+from airflow_connectors.cdc.runs.state_machine import ACTIVE_STATES, RunState
 
 
 def get_store(request: Request) -> ConnectorStore:

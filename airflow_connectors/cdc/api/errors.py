@@ -6,6 +6,7 @@ in an error or land in a log.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -63,7 +64,7 @@ def error_response(
     message: str,
     *,
     field: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     detail: dict[str, Any] = {"code": code, "message": message}

@@ -9,15 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, ValidationError
 
-from airflow_connectors.cdc import run_store, slot_health
 from airflow_connectors.cdc.api.body import MERGE_PATCH, documented_body, json_body, merge_patch_body
 from airflow_connectors.cdc.api.deps import Conn, Store, connector_blocked, connector_response, require_connector
 from airflow_connectors.cdc.api.errors import ApiProblem, validation_problem
+from airflow_connectors.cdc.connectors import slot_health
+from airflow_connectors.cdc.connectors.models import Connector, ConnectorPage, ConnectorResponse
+from airflow_connectors.cdc.connectors.patch import PatchError, apply_patch, check_patch, restore_masked_secrets
+from airflow_connectors.cdc.connectors.store import ConnectorNotFound, ConnectorRecord, VersionMismatch
 from airflow_connectors.cdc.engine.interface import EngineError
-from airflow_connectors.cdc.models import Connector, ConnectorPage, ConnectorResponse
-from airflow_connectors.cdc.patch import PatchError, apply_patch, check_patch, restore_masked_secrets
-from airflow_connectors.cdc.run_models import RunCreate
-from airflow_connectors.cdc.store import ConnectorNotFound, ConnectorRecord, VersionMismatch
+from airflow_connectors.cdc.runs import store as run_store
+from airflow_connectors.cdc.runs.models import RunCreate
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])

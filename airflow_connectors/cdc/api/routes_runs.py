@@ -11,12 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import ValidationError
 
-from airflow_connectors.cdc import run_store
 from airflow_connectors.cdc.api.body import documented_body, optional_json_body
 from airflow_connectors.cdc.api.deps import Conn, Store, connector_blocked, require_connector
 from airflow_connectors.cdc.api.errors import ApiProblem, validation_problem
-from airflow_connectors.cdc.run_models import Run, RunCreate, RunPage
-from airflow_connectors.cdc.runs import RunState
+from airflow_connectors.cdc.runs import store as run_store
+from airflow_connectors.cdc.runs.models import Run, RunCreate, RunPage
+from airflow_connectors.cdc.runs.state_machine import RunFinished, RunState, check_cancellable
 
 router = APIRouter(prefix="/api/v1/connectors/{connector_id}/runs", tags=["runs"])
 
@@ -67,8 +67,10 @@ def get_run(connector_id: str, run_id: str, conn: Conn) -> Any:
 def cancel_run(connector_id: str, run_id: str, conn: Conn) -> Any:
     """Cancel a run: a queued one at once, a running one at its worker's next heartbeat (state follows)."""
     row = _require_run(conn, connector_id, run_id)
-    if row["state"] in (RunState.SUCCEEDED, RunState.FAILED):
-        raise ApiProblem(409, "run_finished", f"run {run_id} already {row['state']}", run_id=run_id)
+    try:
+        check_cancellable(run_id, RunState(row["state"]))
+    except RunFinished as exc:
+        raise ApiProblem(409, "run_finished", str(exc), run_id=run_id) from None
     return Run.from_row(run_store.request_cancel(conn, run_id))
 
 

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from airflow_connectors.cdc.api.body import documented_body, optional_json_body
 from airflow_connectors.cdc.api.deps import Conn, Store, require_connector
 from airflow_connectors.cdc.api.errors import ApiProblem, validation_problem
-from airflow_connectors.cdc.models import Sink, Source, _Variant
-from airflow_connectors.cdc.patch import restore_masked_secrets
-from airflow_connectors.cdc.validation import ValidationReport, validate_sink, validate_source
+from airflow_connectors.cdc.connectors.models import Sink, Source, _Variant
+from airflow_connectors.cdc.connectors.patch import restore_masked_secrets
+from airflow_connectors.cdc.connectors.validation import ValidationReport, validate_sink, validate_source
 
 router = APIRouter(prefix="/api/v1/validate", tags=["validation"])
 

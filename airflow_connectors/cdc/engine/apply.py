@@ -9,63 +9,24 @@ one row on its whole old value. Nothing here commits: the stream commits a batch
 
 from __future__ import annotations
 
-import hashlib
-import re
-import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc.engine import apply_sql
+from airflow_connectors.cdc.engine.copy_format import (
+    COPY_BINARY_HEADER,
+    COPY_BINARY_TRAILER,
+    INT16,
+    binary_line,
+    copy_line,
+    staged_text_line,
+)
 from airflow_connectors.cdc.engine.interface import TableCounters
 from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
 from airflow_connectors.cdc.engine.plan import TablePlan
-from airflow_connectors.cdc.engine.sink_schema import table_ident
-
-_SPECIAL = re.compile(rb"[\\\t\n\r]")
-_SPECIAL_NOT_TAB = re.compile(rb"[\\\n\r]")
-_ESCAPES = {ord("\\"): b"\\\\", ord("\t"): b"\\t", ord("\n"): b"\\n", ord("\r"): b"\\r"}
-
-
-def _copy_field(value: Value) -> bytes:
-    if value is None or value is UNCHANGED:
-        return b"\\N"
-    assert isinstance(value, bytes)
-    if _SPECIAL.search(value):
-        return b"".join(_ESCAPES.get(byte, bytes((byte,))) for byte in value)
-    return value
-
-
-_INT16 = struct.Struct("!h")
-_INT32 = struct.Struct("!i")
-COPY_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-COPY_BINARY_TRAILER = b"\xff\xff"
-_NULL = b"\xff\xff\xff\xff"
-_FLAG = {True: b"\x00\x00\x00\x01\x01", False: b"\x00\x00\x00\x01\x00"}
-
-
-def binary_line(op: str, row: Row, field_count: bytes) -> bytes:
-    """One COPY BINARY tuple of the staging table: op, the values as pgoutput sent them (the types' send format,
-    spliced without decoding), then one "unchanged" flag per value."""
-    parts = [field_count, b"\x00\x00\x00\x01", op.encode()]
-    for value in row:
-        if value is None or value is UNCHANGED:
-            parts.append(_NULL)
-        else:
-            parts.append(_INT32.pack(len(value)))  # type: ignore[arg-type]
-            parts.append(value)  # type: ignore[arg-type]
-    parts.extend(_FLAG[value is UNCHANGED] for value in row)
-    return b"".join(parts)
-
-
-def copy_line(fields: tuple[Value, ...] | list[Value]) -> bytes:
-    """One line of COPY text format. Most rows hold no byte that needs escaping: check them all at once."""
-    if None not in fields and UNCHANGED not in fields:
-        line = b"\t".join(fields)  # type: ignore[arg-type]
-        if not _SPECIAL_NOT_TAB.search(line) and line.count(b"\t") == len(fields) - 1:  # no tab inside a value
-            return line + b"\n"
-    return b"\t".join(map(_copy_field, fields)) + b"\n"
 
 
 def _text(value: Value) -> str | None:
@@ -114,6 +75,7 @@ class Applier:
         """``size``: the change's message size (counting it per value would cost more than it tells)."""
         self.rows += 1
         self.bytes += size
+        batch.counters.rows += 1
         batch.counters.bytes += size
 
     def insert(self, plan: TablePlan, row: Row, size: int = 0) -> None:
@@ -165,7 +127,7 @@ class Applier:
             if batch is not None:
                 batch.changes.clear()
                 batch.ordered.clear()
-            self.sink.execute(sql.SQL("TRUNCATE {}").format(table_ident(plan)))
+            self.sink.execute(apply_sql.truncate(plan))
 
     # -- writing -------------------------------------------------------------------------------------------------
     def write_pending(self) -> None:
@@ -186,33 +148,15 @@ class Applier:
             self._apply_keyed(batch)
         else:
             self._apply_unkeyed(batch)
-        total = self._written.setdefault(batch.plan.name, TableCounters())
-        total.inserts += batch.counters.inserts
-        total.updates += batch.counters.updates
-        total.deletes += batch.counters.deletes
-        total.bytes += batch.counters.bytes
-        total.rows = total.inserts + total.updates + total.deletes
+        self._written.setdefault(batch.plan.name, TableCounters()).add(batch.counters)
         batch.changes.clear()
         batch.ordered.clear()
         batch.counters = TableCounters()
 
-    def _stage_name(self, plan: TablePlan) -> sql.Identifier:
-        # One staging table per table shape: a schema change (or the format) gets a new one.
-        shape = (plan.name, tuple(column.sink_type for column in plan.columns), self.binary)
-        return sql.Identifier(f"stage_{hashlib.sha256(repr(shape).encode()).hexdigest()[:16]}")
-
     def _ensure_stage(self, plan: TablePlan) -> sql.Identifier:
-        stage = self._stage_name(plan)
+        stage = apply_sql.stage_name(plan, self.binary)
         if stage.as_string(self.sink) not in self._staged:
-            columns = [sql.SQL('op "char"')]
-            columns += [
-                sql.SQL("{} {}").format(sql.Identifier(f"v{i}"), sql.SQL(column.sink_type if self.binary else "text"))
-                for i, column in enumerate(plan.columns)
-            ]
-            columns += [sql.SQL("{} boolean").format(sql.Identifier(f"u{i}")) for i in range(len(plan.columns))]
-            self.sink.execute(
-                sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({})").format(stage, sql.SQL(", ").join(columns))
-            )
+            self.sink.execute(apply_sql.create_stage(plan, stage, self.binary))
             self._staged.add(stage.as_string(self.sink))
         return stage
 
@@ -223,21 +167,15 @@ class Applier:
         stage = self._ensure_stage(plan)
         width = len(plan.columns)
         self.sink.execute(sql.SQL("TRUNCATE {}").format(stage))
-        fmt = sql.SQL(" (FORMAT BINARY)" if self.binary else "")
-        with self.sink.cursor() as cur, cur.copy(sql.SQL("COPY {} FROM STDIN{}").format(stage, fmt)) as copy:
+        with self.sink.cursor() as cur, cur.copy(apply_sql.copy_into_stage(stage, self.binary)) as copy:
             chunk: list[bytes] = [COPY_BINARY_HEADER] if self.binary else []
-            field_count = _INT16.pack(1 + 2 * width)
+            field_count = INT16.pack(1 + 2 * width)
             all_changed = b"\t".join([b"f"] * width)
             for op, row in batch.changes.values():
                 if self.binary:
                     chunk.append(binary_line(op, row, field_count))
                 else:
-                    flags = (
-                        b"\t".join(b"t" if value is UNCHANGED else b"f" for value in row)
-                        if UNCHANGED in row
-                        else all_changed
-                    )
-                    chunk.append(op.encode() + b"\t" + copy_line(row)[:-1] + b"\t" + flags + b"\n")
+                    chunk.append(staged_text_line(op, row, all_changed))
                 if len(chunk) >= 2000:
                     copy.write(b"".join(chunk))
                     chunk.clear()
@@ -245,91 +183,19 @@ class Applier:
                 chunk.append(COPY_BINARY_TRAILER)
             if chunk:
                 copy.write(b"".join(chunk))
-        target = table_ident(plan)
-        index = {name: i for i, name in enumerate(plan.column_names)}
-
-        def value(i: int) -> sql.Composable:
-            if self.binary:  # staged in the sink's own types already
-                return sql.SQL("s.{}").format(sql.Identifier(f"v{i}"))
-            return sql.SQL("s.{}::{}").format(sql.Identifier(f"v{i}"), sql.SQL(plan.columns[i].sink_type))
-
-        key_match = sql.SQL(" AND ").join(
-            sql.SQL("t.{} = {}").format(sql.Identifier(name), value(index[name])) for name in plan.key
-        )
-        assignments = [
-            sql.SQL("{} = CASE WHEN s.{} THEN t.{} ELSE {} END").format(
-                sql.Identifier(column.name), sql.Identifier(f"u{i}"), sql.Identifier(column.name), value(i)
-            )
-            for i, column in enumerate(plan.columns)
-            if column.name not in plan.key
-        ]
-        columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
-        values = sql.SQL(", ").join(value(i) for i in range(width))
-        if self.sink.info.server_version >= 150000:
-            # One join does it all. An update of a row the sink lacks (inserted earlier in this batch) inserts it.
-            update = (
-                sql.SQL("UPDATE SET {}").format(sql.SQL(", ").join(assignments))
-                if assignments
-                else sql.SQL("DO NOTHING")
-            )
-            self.sink.execute(
-                sql.SQL(
-                    "MERGE INTO {} AS t USING {} AS s ON {} WHEN MATCHED AND s.op = 'D' THEN DELETE"
-                    " WHEN MATCHED THEN {} WHEN NOT MATCHED AND s.op <> 'D' THEN INSERT ({}) VALUES ({})"
-                ).format(target, stage, key_match, update, columns, values)
-            )
-            return
-        self.sink.execute(
-            sql.SQL("DELETE FROM {} AS t USING {} AS s WHERE s.op = 'D' AND {}").format(target, stage, key_match)
-        )
-        if assignments:
-            self.sink.execute(
-                sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE s.op = 'U' AND {}").format(
-                    target, sql.SQL(", ").join(assignments), stage, key_match
-                )
-            )
-        conflict = sql.SQL(", ").join(sql.Identifier(name) for name in plan.key)
-        updates = [
-            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name))
-            for name in plan.column_names
-            if name not in plan.key
-        ]
-        on_conflict = (
-            sql.SQL("DO UPDATE SET {}").format(sql.SQL(", ").join(updates)) if updates else sql.SQL("DO NOTHING")
-        )
-        # PostgreSQL < 15 has no MERGE: delete, update, then insert what the sink lacks.
-        self.sink.execute(
-            sql.SQL(
-                "INSERT INTO {} AS t ({}) SELECT {} FROM {} AS s WHERE s.op = 'I' OR (s.op = 'U' AND NOT EXISTS"
-                " (SELECT 1 FROM {} AS t WHERE {})) ON CONFLICT ({}) {}"
-            ).format(target, columns, values, stage, target, key_match, conflict, on_conflict)
-        )
+        for statement in apply_sql.keyed_apply(plan, stage, self.binary, self.sink.info.server_version):
+            self.sink.execute(statement)
 
     def _apply_unkeyed(self, batch: TableBatch) -> None:
         plan = batch.plan
-        target = table_ident(plan)
-        columns = sql.SQL(", ").join(sql.Identifier(name) for name in plan.column_names)
-        # Whole-row match through the text form of each value (types like json have no equality operator).
-        match = sql.SQL(" AND ").join(
-            sql.SQL("{}::text IS NOT DISTINCT FROM (%s::{})::text").format(
-                sql.Identifier(column.name), sql.SQL(column.sink_type)
-            )
-            for column in plan.columns
-        )
-        one_row = sql.SQL("ctid = (SELECT ctid FROM {} WHERE {} LIMIT 1)").format(target, match)
-        delete = sql.SQL("DELETE FROM {} WHERE {}").format(target, one_row)
-        assign = sql.SQL(", ").join(
-            sql.SQL("{} = %s::{}").format(sql.Identifier(column.name), sql.SQL(column.sink_type))
-            for column in plan.columns
-        )
-        update = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assign, one_row)
+        delete, update = apply_sql.unkeyed_delete(plan), apply_sql.unkeyed_update(plan)
         inserts: list[Row] = []
 
         def copy_inserts() -> None:  # consecutive inserts go in one COPY, in order with the rest
             if inserts:
                 with (
                     self.sink.cursor() as cur,
-                    cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(target, columns)) as copy,
+                    cur.copy(apply_sql.copy_into_table(plan)) as copy,
                 ):
                     copy.write(b"".join(map(copy_line, inserts)))
                 inserts.clear()

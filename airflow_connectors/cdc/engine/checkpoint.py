@@ -35,7 +35,8 @@ def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {}.table_states (connector_id text, source_table text, state text NOT NULL,"
-            " skip_until pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (connector_id, source_table))"
+            " skip_until pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (connector_id, source_table))"
         ).format(_SCHEMA)
     )
 

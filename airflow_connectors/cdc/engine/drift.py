@@ -14,12 +14,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc.connectors.models import CatalogTable, MigrationStrategy
 from airflow_connectors.cdc.engine.interface import EngineError, TransientEngineError
 from airflow_connectors.cdc.engine.pgoutput import Relation
 from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
 from airflow_connectors.cdc.engine.sink_schema import table_ident
 from airflow_connectors.cdc.engine.source_catalog import column_type
-from airflow_connectors.cdc.models import CatalogTable, MigrationStrategy
 
 
 class _Migration:

@@ -33,11 +33,19 @@ class RunRequest:
 
 @dataclass
 class TableCounters:
-    rows: int = 0
+    rows: int = 0  # rows copied by a snapshot plus changes applied by the stream
     bytes: int = 0
     inserts: int = 0
     updates: int = 0
     deletes: int = 0
+
+    def add(self, other: TableCounters) -> None:
+        """Accumulate ``other`` into these counters (the one place per-table counters are summed)."""
+        self.rows += other.rows
+        self.bytes += other.bytes
+        self.inserts += other.inserts
+        self.updates += other.updates
+        self.deletes += other.deletes
 
 
 @dataclass
@@ -70,13 +78,9 @@ StopCheck = Callable[[], bool]
 class EngineError(Exception):
     """A run failure whose message is safe to show users (no secrets) and says what to do."""
 
-    retryable: bool = False
-
 
 class TransientEngineError(EngineError):
     """A connection-level failure worth retrying within ``retry_window_seconds``."""
-
-    retryable = True
 
 
 class SlotLostError(EngineError):

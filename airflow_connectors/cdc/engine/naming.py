@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from airflow_connectors.cdc.models import STATE_SCHEMA  # bookkeeping schema in the sink, never a source
+from airflow_connectors.cdc.connectors.models import STATE_SCHEMA  # bookkeeping schema in the sink, never a source
 
 __all__ = ["FENCE_PREFIX", "PREFIX", "STATE_SCHEMA", "object_name", "publication_name", "slot_name"]
 

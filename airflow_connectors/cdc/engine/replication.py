@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 
 from airflow_connectors.cdc.engine.interface import SlotLostError, TransientEngineError
 from airflow_connectors.cdc.engine.pgoutput import int_to_lsn, lsn_to_int
@@ -36,18 +36,29 @@ def classify(error: BaseException | str) -> Exception:
     return TransientEngineError(f"replication stream: {message}")
 
 
+def start_replication(slot: str, start_lsn: str, publication: str, *, binary: bool) -> sql.Composed:
+    """The walsender command streaming pgoutput from ``start_lsn`` (an LSN is a bare ``X/Y``, not a literal)."""
+    options = {"proto_version": "1", "publication_names": publication, "messages": "true"}
+    if binary:
+        options["binary"] = "true"
+    return sql.SQL("START_REPLICATION SLOT {} LOGICAL {} ({})").format(
+        sql.Identifier(slot),
+        sql.SQL(int_to_lsn(lsn_to_int(start_lsn))),  # parsed and re-printed: nothing but an LSN gets through
+        sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.SQL(name), sql.Literal(value)) for name, value in options.items()
+        ),
+    )
+
+
 class ReplicationStream:
     def __init__(self, conninfo: str, slot: str, publication: str, start_lsn: str, *, binary: bool) -> None:
         try:
             self.conn: psycopg.Connection[Any] = replication_connection(conninfo)
         except psycopg.OperationalError as exc:
             raise TransientEngineError(f"cannot open a replication connection to the source: {exc}") from None
-        options = f"proto_version '1', publication_names '{publication}', messages 'true'"
-        if binary:
-            options += ", binary 'true'"
-        command = f'START_REPLICATION SLOT "{slot}" LOGICAL {start_lsn} ({options})'
+        command = start_replication(slot, start_lsn, publication, binary=binary).as_bytes(self.conn)
         pgconn = self.conn.pgconn
-        pgconn.send_query(command.encode())
+        pgconn.send_query(command)
         result = pgconn.get_result()
         if result is None or result.status != pq.ExecStatus.COPY_BOTH:
             message = (result.error_message if result is not None else pgconn.error_message) or b"no result"
@@ -105,10 +116,6 @@ class ReplicationStream:
             pgconn.flush()
         except psycopg.Error as exc:
             raise classify(exc) from None
-
-    @property
-    def confirmed_lsn(self) -> str:
-        return int_to_lsn(self.confirmed)
 
     def close(self) -> None:
         try:

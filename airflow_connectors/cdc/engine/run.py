@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc.connectors.models import Buffer, Connector
 from airflow_connectors.cdc.engine import checkpoint, sink_schema
 from airflow_connectors.cdc.engine.drift import align_sink_table
 from airflow_connectors.cdc.engine.interface import (
@@ -42,7 +43,6 @@ from airflow_connectors.cdc.engine.slot import (
 from airflow_connectors.cdc.engine.snapshot import copy_tables
 from airflow_connectors.cdc.engine.source_catalog import build_plans, secondary_indexes
 from airflow_connectors.cdc.engine.stream import StreamOptions, stream_changes
-from airflow_connectors.cdc.models import Buffer, Connector
 
 
 class _Run:
@@ -125,9 +125,7 @@ class _Run:
             )
         )
         for name, counters in result.tables.items():
-            total = self.counters.setdefault(name, TableCounters())
-            for attribute in ("rows", "bytes", "inserts", "updates", "deletes"):
-                setattr(total, attribute, getattr(total, attribute) + getattr(counters, attribute))
+            self.counters.setdefault(name, TableCounters()).add(counters)
         return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=result.applied_lsn)
 
     def initial_snapshot(

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
+from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine.interface import EngineError, SlotLostError
 from airflow_connectors.cdc.engine.naming import publication_name, slot_name
 from airflow_connectors.cdc.engine.plan import TablePlan
-from airflow_connectors.cdc.models import Connector
 
 RESYNC_REMEDY = "start a run with resync=true to take a new snapshot"
 
@@ -26,8 +26,6 @@ class SlotInfo:
     exists: bool
     wal_status: str | None = None
     lag_bytes: int | None = None
-    active_pid: int | None = None
-    confirmed_flush_lsn: str | None = None
 
 
 def replication_connection(conninfo: str) -> psycopg.Connection[Any]:
@@ -37,7 +35,7 @@ def replication_connection(conninfo: str) -> psycopg.Connection[Any]:
 def exec_simple(conn: psycopg.Connection[Any], command: str) -> list[tuple[str | None, ...]]:
     """Run a replication command with the simple query protocol (walsenders speak only that) and return rows."""
     result = conn.pgconn.exec_(command.encode())
-    if result.status not in (1, 2):  # COMMAND_OK, TUPLES_OK
+    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
         message = (result.error_message or b"").decode(errors="replace").strip()
         raise psycopg.OperationalError(message or f"replication command failed: {command.split()[0]}")
     return [
@@ -87,13 +85,13 @@ def ensure_publication(conn: psycopg.Connection[Any], name: str, plans: dict[str
 
 def slot_info(conn: psycopg.Connection[Any], name: str) -> SlotInfo:
     row = conn.execute(
-        "SELECT wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, active_pid,"
-        " confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+        "SELECT wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint"
+        " FROM pg_replication_slots WHERE slot_name = %s",
         (name,),
     ).fetchone()
     if row is None:
         return SlotInfo(exists=False)
-    return SlotInfo(True, row[0], int(row[1]) if row[1] is not None else None, row[2], row[3])
+    return SlotInfo(True, row[0], int(row[1]) if row[1] is not None else None)
 
 
 def check_slot(info: SlotInfo, name: str) -> None:
@@ -111,7 +109,8 @@ def raise_slot_lost(reason: str) -> None:
 def drop_slot(conn: psycopg.Connection[Any], name: str) -> None:
     """Drop the slot, terminating the walsender that holds it first (a previous run's leftover)."""
     conn.execute(
-        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s AND active_pid IS NOT NULL",
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+        " WHERE slot_name = %s AND active_pid IS NOT NULL",
         (name,),
     )
     for _ in range(50):

@@ -131,7 +131,8 @@ def copy_tables(
                     return  # the table's summary line follows when its last chunk is in
                 seconds = max(time.monotonic() - started[name], 1e-6)
                 reporter.log(
-                    f"snapshot of {name}: {table.bytes / 2**20:,.0f} MiB copied ({table.bytes / 2**20 / seconds:,.1f} MiB/s)"
+                    f"snapshot of {name}: {table.bytes / 2**20:,.0f} MiB copied"
+                    f" ({table.bytes / 2**20 / seconds:,.1f} MiB/s)"
                 )
 
         rows = copy_chunk(source_conninfo, sink_conninfo, snapshot, chunk, should_stop, progress)

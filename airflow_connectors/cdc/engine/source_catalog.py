@@ -13,10 +13,10 @@ from typing import Any
 
 import psycopg
 
+from airflow_connectors.cdc.connectors.models import PostgresSource
 from airflow_connectors.cdc.engine.interface import EngineError
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
 from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
-from airflow_connectors.cdc.models import PostgresSource
 
 FIRST_USER_OID = 16384  # oids below are built into every PostgreSQL server
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from airflow_connectors.cdc.connectors.models import Buffer, Catalog, MigrationStrategy
 from airflow_connectors.cdc.engine import checkpoint
 from airflow_connectors.cdc.engine.apply import Applier
 from airflow_connectors.cdc.engine.drift import reconcile
@@ -45,7 +46,6 @@ from airflow_connectors.cdc.engine.pgoutput import (
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.replication import ReplicationStream
 from airflow_connectors.cdc.engine.slot import check_slot, slot_info
-from airflow_connectors.cdc.models import Buffer, Catalog, MigrationStrategy
 
 HEALTH_EVERY = 5.0  # seconds between slot lag samples
 IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffered instead of waiting for more
@@ -55,15 +55,6 @@ IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffer
 class StreamResult:
     applied_lsn: str
     tables: dict[str, TableCounters] = field(default_factory=dict)
-    reached_fence: bool = False
-
-
-def _add(total: TableCounters, part: TableCounters) -> None:
-    total.inserts += part.inserts
-    total.updates += part.updates
-    total.deletes += part.deletes
-    total.bytes += part.bytes
-    total.rows = total.inserts + total.updates + total.deletes
 
 
 @dataclass(frozen=True)
@@ -123,7 +114,7 @@ class _Stream:
     def commit(self, lsn: int) -> None:
         """Apply what is buffered and commit it with the checkpoint ``lsn``; then let the slot advance."""
         for name, counters in self.applier.flush().items():
-            _add(self.totals.setdefault(name, TableCounters()), counters)
+            self.totals.setdefault(name, TableCounters()).add(counters)
             self.reporter.table_progress(name, self.totals[name])
         checkpoint.write_checkpoint(self.sink, self.connector_id, int_to_lsn(lsn))
         self.sink.commit()
@@ -179,7 +170,7 @@ class _Stream:
                 self.pending_end = message.end_lsn
                 if self.max_rows is not None and self.applied_rows >= self.max_rows:
                     self.commit(message.end_lsn)
-                    return self.result(False)
+                    return self.result()
                 if self.due():
                     self.commit(message.end_lsn)
             elif isinstance(message, Relation):
@@ -194,11 +185,11 @@ class _Stream:
                 if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
                     if message.content.decode(errors="replace") == self.fence_run_id:
                         self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
-                        return self.result(True)
+                        return self.result()
 
-    def result(self, reached_fence: bool) -> StreamResult:
+    def result(self) -> StreamResult:
         self.health(force=True)
-        return StreamResult(int_to_lsn(self.checkpoint), self.totals, reached_fence)
+        return StreamResult(int_to_lsn(self.checkpoint), self.totals)
 
     def relation(self, message: Relation) -> None:
         name = f"{message.namespace}.{message.name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_connectors.cdc.cli import main
-from airflow_connectors.cdc.secrets import SecretBox
+from airflow_connectors.cdc.connectors.secrets import SecretBox
 
 
 @pytest.fixture(autouse=True)

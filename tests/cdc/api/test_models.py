@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from airflow_connectors.cdc.models import MASK, Connector
+from airflow_connectors.cdc.connectors.models import MASK, Connector
 
 # The create example of seed 001, verbatim.
 SEED_MINIMAL_BODY: dict[str, Any] = {

@@ -13,9 +13,9 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine import drop_source_objects, execute_run
 from airflow_connectors.cdc.engine.interface import EnginePhase, RunMode, RunRequest, RunResult, TableCounters
-from airflow_connectors.cdc.models import Connector
 from tests.conftest import PgServer
 
 

@@ -201,7 +201,7 @@ BIG_TRANSACTION = """
 import json, resource, sys, uuid
 from airflow_connectors.cdc.engine import execute_run
 from airflow_connectors.cdc.engine.interface import RunRequest
-from airflow_connectors.cdc.models import Connector
+from airflow_connectors.cdc.connectors.models import Connector
 from tests.cdc.engine.conftest import RecordingReporter
 connector = Connector.model_validate_json(sys.stdin.read())
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine.interface import EngineError, EnginePhase, RunMode, SlotLostError
-from airflow_connectors.cdc.models import Connector
 from tests.cdc.engine.conftest import Pair, checksum
 
 

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 import airflow_connectors.cdc as cdc_package
+from airflow_connectors.cdc.runs.pool import WorkerOptions, WorkerPool, start_workers
 from airflow_connectors.cdc.settings import ServiceSettings
-from airflow_connectors.cdc.worker import WorkerOptions, WorkerPool, start_workers
 from tests.cdc.runs.client import RunsClient
 from tests.conftest import PgServer
 from tests.fixtures.cdc_service import CdcService

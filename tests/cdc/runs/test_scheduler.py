@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from airflow_connectors.cdc.models import Schedule
-from airflow_connectors.cdc.scheduler import next_due
+from airflow_connectors.cdc.connectors.models import Schedule
+from airflow_connectors.cdc.runs.scheduler import next_due
 from tests.cdc.runs.client import RunsClient, wait_for
 
 CREATED = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

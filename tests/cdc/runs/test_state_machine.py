@@ -7,9 +7,9 @@ import itertools
 import psycopg
 import pytest
 
-from airflow_connectors.cdc import run_store
-from airflow_connectors.cdc.run_models import RunCreate
-from airflow_connectors.cdc.runs import (
+from airflow_connectors.cdc.runs import store as run_store
+from airflow_connectors.cdc.runs.models import RunCreate
+from airflow_connectors.cdc.runs.state_machine import (
     ACTIVE_STATES,
     ALLOWED,
     TERMINAL_STATES,

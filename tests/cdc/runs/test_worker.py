@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from airflow_connectors.cdc.worker import WorkerPool
+from airflow_connectors.cdc.runs.pool import WorkerPool
 from tests.cdc.runs import fake_engines
 from tests.cdc.runs.client import RunsClient, wait_for
 

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from airflow_connectors.cdc.engine.interface import EnginePhase, TableCounters
-from airflow_connectors.cdc.runs import IllegalTransition, RunState
+from airflow_connectors.cdc.runs.state_machine import IllegalTransition, RunState
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airflow_connectors.cdc.engine.interface import RunMode, RunRequest
-from airflow_connectors.cdc.runs import RunState
+from airflow_connectors.cdc.runs.state_machine import RunState
 
 _TABLE_NAME = re.compile(r"^[^.]+\.[^.]+$")
 

@@ -20,8 +20,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from airflow_connectors.cdc.models import Connector
-from airflow_connectors.cdc.secrets import SecretBox
+from airflow_connectors.cdc.connectors.models import Connector
+from airflow_connectors.cdc.connectors.secrets import SecretBox
 
 MIGRATIONS_PACKAGE = "airflow_connectors.cdc.store_migrations"
 # Advisory lock taken while migrating, so two processes starting together do not both apply a migration.
@@ -60,7 +60,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             " NOT NULL DEFAULT now())"
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        files = sorted(entry for entry in resources.files(MIGRATIONS_PACKAGE).iterdir() if entry.name.endswith(".sql"))
+        files = [entry for entry in resources.files(MIGRATIONS_PACKAGE).iterdir() if entry.name.endswith(".sql")]
         for entry in sorted(files, key=lambda item: item.name):
             version = entry.name.removesuffix(".sql")
             if version in done:
@@ -69,6 +69,28 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
     return applied_now
+
+
+def decode_record(secrets: SecretBox, row: dict[str, Any]) -> ConnectorRecord:
+    """A ``connectors`` row as a record, its secrets decrypted."""
+    return ConnectorRecord(
+        connector=Connector.model_validate(secrets.decrypt(row["document"])),
+        version=row["version"],
+        paused=row["paused"],
+        created_at=row["created_at"],
+    )
+
+
+def get_connector(
+    conn: psycopg.Connection[Any], secrets: SecretBox, connector_id: str, *, for_update: bool = False
+) -> ConnectorRecord:
+    """Read one connector on ``conn`` (the API's pooled connection or a run worker's own)."""
+    query = "SELECT * FROM connectors WHERE id = %s" + (" FOR UPDATE" if for_update else "")
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(query, (connector_id,)).fetchone()
+    if row is None:
+        raise ConnectorNotFound(connector_id)
+    return decode_record(secrets, row)
 
 
 class ConnectorStore:
@@ -89,20 +111,10 @@ class ConnectorStore:
     # ------------------------------------------------------------------------------------------------ reading
 
     def _record(self, row: dict[str, Any]) -> ConnectorRecord:
-        return ConnectorRecord(
-            connector=Connector.model_validate(self.secrets.decrypt(row["document"])),
-            version=row["version"],
-            paused=row["paused"],
-            created_at=row["created_at"],
-        )
+        return decode_record(self.secrets, row)
 
     def get(self, conn: psycopg.Connection[Any], connector_id: str, *, for_update: bool = False) -> ConnectorRecord:
-        query = "SELECT * FROM connectors WHERE id = %s" + (" FOR UPDATE" if for_update else "")
-        with conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute(query, (connector_id,)).fetchone()
-        if row is None:
-            raise ConnectorNotFound(connector_id)
-        return self._record(row)
+        return get_connector(conn, self.secrets, connector_id, for_update=for_update)
 
     def list(
         self, conn: psycopg.Connection[Any], *, name: str | None, limit: int, cursor: int | None

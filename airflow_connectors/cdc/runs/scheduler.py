@@ -8,6 +8,7 @@ takes over at its next tick. The one-active-run index makes a run already in pro
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,9 +18,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 from croniter import croniter
 
-from airflow_connectors.cdc import run_store
-from airflow_connectors.cdc.models import Schedule
-from airflow_connectors.cdc.run_models import RunCreate
+from airflow_connectors.cdc.connectors.models import Schedule
+from airflow_connectors.cdc.runs import store as run_store
+from airflow_connectors.cdc.runs.models import RunCreate
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def scheduled_connectors(conn: psycopg.Connection[Any]) -> Iterator[Candidate]:
 
 
 class Scheduler:
-    """One per service process; :meth:`tick` is called every second or so by the worker pool's supervisor."""
+    """One per service process; :meth:`tick` is called every second or so by :class:`SchedulerThread`."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
@@ -109,3 +110,26 @@ class Scheduler:
             self._conn.close()
             self._conn = None
         self._leader = False
+
+
+class SchedulerThread(threading.Thread):
+    """Ticks the scheduler about once a second in every service process, with or without run workers: an
+    API-only process schedules too (the leader lock makes one process per store do it)."""
+
+    def __init__(self, dsn: str, interval: float = 1.0) -> None:
+        super().__init__(name="cdc-scheduler", daemon=True)
+        self._scheduler = Scheduler(dsn)
+        self._interval = interval
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                self._scheduler.tick()
+            except Exception as exc:  # e.g. the state store restarting: next tick reconnects
+                logger.warning("scheduler tick failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+        self._scheduler.close()

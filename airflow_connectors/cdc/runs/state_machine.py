@@ -65,6 +65,20 @@ class LeaseLost(RuntimeError):
     """The caller's worker no longer owns the run (its lease expired and the run was recovered elsewhere)."""
 
 
+class RunFinished(ValueError):
+    """Cancel asked of a run that already succeeded or failed (a cancelled run may be cancelled again)."""
+
+    def __init__(self, run_id: str, state: RunState) -> None:
+        super().__init__(f"run {run_id} already {state.value}")
+        self.run_id, self.state = run_id, state
+
+
+def check_cancellable(run_id: str, state: RunState) -> None:
+    """Cancelling is idempotent on a cancelled run; a succeeded or failed run keeps its outcome."""
+    if state in (RunState.SUCCEEDED, RunState.FAILED):
+        raise RunFinished(run_id, state)
+
+
 def check_transition(run_id: str, current: RunState, new: RunState) -> None:
     if new not in ALLOWED[current]:
         raise IllegalTransition(run_id, current, new)
@@ -94,7 +108,7 @@ def transition(
         if worker_id is not None and row["worker_id"] != worker_id:
             raise LeaseLost(f"run {run_id} is no longer leased by {worker_id}")
         check_transition(run_id, RunState(row["state"]), new)
-        assignments = [sql.SQL("state = %(state)s")]
+        assignments: list[sql.Composable] = [sql.SQL("state = %(state)s")]
         params: dict[str, Any] = {"state": new.value, "run_id": run_id}
         if new in TERMINAL_STATES:
             assignments.append(sql.SQL("finished_at = now()"))

@@ -1,4 +1,5 @@
-"""Access to the ``runs`` table: create, read, page, lease. State changes go through :mod:`runs` only."""
+"""Every SQL statement on the ``runs`` table: create, read, page, lease. State changes go through
+:mod:`.state_machine` only."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from airflow_connectors.cdc.run_models import RunCreate
-from airflow_connectors.cdc.runs import ACTIVE_STATES, RunNotFound, RunState, transition
+from airflow_connectors.cdc.runs.models import RunCreate
+from airflow_connectors.cdc.runs.state_machine import ACTIVE_STATES, RunNotFound, RunState, transition
 
 # Workers LISTEN here; a new queued run is announced so an idle worker picks it up at once.
 RUNS_CHANNEL = "cdc_runs"
-_ACTIVE = "('queued', 'snapshotting', 'streaming')"
+_ACTIVE = sorted(state.value for state in ACTIVE_STATES)
 
 
 class RunActive(Exception):
@@ -48,9 +49,16 @@ def insert_run(conn: psycopg.Connection[Any], connector_id: str, body: RunCreate
 
 def active_run_id(conn: psycopg.Connection[Any], connector_id: str) -> str | None:
     row = conn.execute(
-        f"SELECT run_id FROM runs WHERE connector_id = %s AND state IN {_ACTIVE}", (connector_id,)
+        "SELECT run_id FROM runs WHERE connector_id = %s AND state = ANY(%s)", (connector_id, _ACTIVE)
     ).fetchone()
     return row[0] if row else None
+
+
+def current_state(conn: psycopg.Connection[Any], run_id: str) -> RunState:
+    row = conn.execute("SELECT state FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(run_id)
+    return RunState(row[0])
 
 
 def get_run(conn: psycopg.Connection[Any], connector_id: str, run_id: str) -> dict[str, Any] | None:

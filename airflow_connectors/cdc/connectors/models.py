@@ -54,7 +54,7 @@ class _Model(BaseModel):
 
 
 def _reveal_or_mask(value: SecretStr | None, info: SerializationInfo) -> str | None:
-    """Secrets are masked unless the caller (the store, the engine) explicitly asks with ``context={"reveal": True}``."""
+    """Secrets are masked unless the caller (the store, the engine) asks with ``context={"reveal": True}``."""
     if value is None:
         return None
     if isinstance(info.context, dict) and info.context.get("reveal"):

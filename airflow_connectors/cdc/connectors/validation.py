@@ -6,14 +6,13 @@ are skipped rather than reported as noise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from pydantic import BaseModel
 
-from airflow_connectors.cdc.models import PostgresConnection, PostgresSink, PostgresSource
+from airflow_connectors.cdc.connectors.models import PostgresConnection, PostgresSink, PostgresSource
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
@@ -154,6 +153,3 @@ def validate_sink(sink: PostgresSink) -> ValidationReport:
                 f"schema {schema!r} does not exist and the user may not create it (GRANT CREATE ON DATABASE)",
             )
     return ValidationReport(ok=all(step.passed for step in steps), steps=steps)
-
-
-VALIDATORS: dict[str, Callable[[Any], ValidationReport]] = {"source": validate_source, "sink": validate_sink}

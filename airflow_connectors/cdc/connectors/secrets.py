@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import BaseModel, SecretStr
 
-from airflow_connectors.cdc.models import SECRET_KEYS
+from airflow_connectors.cdc.connectors.models import MASK, SECRET_KEYS
 
 PREFIX = "fernet:"
 
@@ -59,3 +60,24 @@ class SecretBox:
         if isinstance(document, list):
             return [self._walk(item, convert) for item in document]
         return document
+
+
+def secret_values(model: Any) -> list[str]:
+    """Every SecretStr value inside a pydantic model, to scrub from unexpected error messages."""
+    if isinstance(model, SecretStr):
+        value = model.get_secret_value()
+        return [value] if value else []
+    if isinstance(model, BaseModel):
+        return [s for name in type(model).model_fields for s in secret_values(getattr(model, name))]
+    if isinstance(model, dict):
+        return [s for item in model.values() for s in secret_values(item)]
+    if isinstance(model, list | tuple):
+        return [s for item in model for s in secret_values(item)]
+    return []
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """``message`` with every secret value replaced by the mask, before it is stored or logged."""
+    for secret in secrets:
+        message = message.replace(secret, MASK)
+    return message

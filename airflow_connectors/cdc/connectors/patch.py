@@ -13,7 +13,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from airflow_connectors.cdc.models import MASK, SECRET_KEYS, Connector
+from airflow_connectors.cdc.connectors.models import MASK, SECRET_KEYS, Connector
 
 # Changing these would point an existing connector (its slot, its checkpoints) at another database.
 IMMUTABLE_CONNECTION_FIELDS = ("host", "port", "database")

@@ -1,0 +1,1 @@
+"""The connector resource: its models (the single source of truth for the schema), merge patch, store, secrets."""

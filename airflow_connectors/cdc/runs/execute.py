@@ -1,0 +1,195 @@
+"""One claimed run, executed to its end: load the connector, run the engine with retries, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from airflow_connectors.cdc.connectors.models import Connector
+from airflow_connectors.cdc.connectors.secrets import SecretBox, scrub, secret_values
+from airflow_connectors.cdc.connectors.store import ConnectorNotFound, get_connector
+from airflow_connectors.cdc.engine.interface import (
+    EngineError,
+    RunCancelled,
+    RunMode,
+    RunReporter,
+    RunRequest,
+    RunResult,
+    StopCheck,
+    TransientEngineError,
+)
+from airflow_connectors.cdc.runs import store as run_store
+from airflow_connectors.cdc.runs.heartbeat import Heartbeat, RunControl, ShutdownFlag
+from airflow_connectors.cdc.runs.models import Run
+from airflow_connectors.cdc.runs.reporter import StoreReporter
+from airflow_connectors.cdc.runs.state_machine import LeaseLost, RunNotFound, RunState, transition
+
+if TYPE_CHECKING:
+    from airflow_connectors.cdc.runs.pool import WorkerOptions
+
+logger = logging.getLogger(__name__)
+
+ExecuteRun = Callable[[Any, RunRequest, RunReporter, StopCheck], RunResult]
+
+
+@dataclass
+class RunContext:
+    """Everything one execution of one run needs; built by the worker loop after it claimed the run."""
+
+    run: Run
+    connector: Any
+    options: WorkerOptions
+    execute: ExecuteRun
+    control: RunControl
+    reporter: StoreReporter
+    retry_window: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an execution ended; ``state`` None means "not ours to record" (the lease was lost)."""
+
+    state: RunState | None
+    error: str | None = None
+    result: RunResult | None = None
+
+
+def execute_claimed(ctx: RunContext) -> Outcome:
+    """Run the engine, retrying transient errors within the retry window; say how the run ended."""
+    secrets = secret_values(ctx.connector)
+    window_started: float | None = None
+    delay = 1.0
+    while True:
+        updates_before = ctx.reporter.updates
+        try:
+            result = ctx.execute(ctx.connector, ctx.run.to_request(), ctx.reporter, ctx.control.should_stop)
+        except RunCancelled:
+            return _stopped(ctx)
+        except TransientEngineError as exc:
+            message = scrub(str(exc), secrets)
+            now = time.monotonic()
+            if window_started is None or ctx.reporter.updates != updates_before:  # progress resets the window
+                window_started, delay = now, 1.0
+            left = ctx.retry_window - (now - window_started)
+            if left <= 0:
+                return Outcome(RunState.FAILED, error=message)
+            logger.warning("run %s: transient error, retrying in %.1fs: %s", ctx.run.run_id, delay, message)
+            if ctx.control.wait(min(delay, left)):
+                return _stopped(ctx)
+            delay = min(delay * 2, ctx.options.max_backoff_seconds)
+        except EngineError as exc:
+            return Outcome(RunState.FAILED, error=scrub(str(exc), secrets))
+        except Exception as exc:  # a bug in the engine must still end the run with a message, not hang it
+            logger.error("run %s: engine crashed: %s", ctx.run.run_id, type(exc).__name__)
+            return Outcome(RunState.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}", secrets))
+        else:
+            return Outcome(RunState.SUCCEEDED, result=result)
+
+
+def _stopped(ctx: RunContext) -> Outcome:
+    reason = ctx.control.reason()
+    if reason == "lease_lost":
+        logger.warning("run %s: lease lost; leaving the run to whoever recovered it", ctx.run.run_id)
+        return Outcome(None)
+    if reason == "shutdown":
+        return Outcome(RunState.QUEUED)
+    if reason == "deadline":
+        if ctx.run.mode is RunMode.CONTINUOUS:  # a bounded continuous run: stopping at the limit is its end
+            return Outcome(RunState.SUCCEEDED)
+        limit = ctx.connector.limits.max_run_duration_seconds
+        return Outcome(
+            RunState.FAILED,
+            error=f"the run exceeded limits.max_run_duration_seconds ({limit} s) before reaching its fence",
+        )
+    return Outcome(RunState.CANCELLED)
+
+
+def record_outcome(conn: psycopg.Connection[Any], run_id: str, worker_id: str, outcome: Outcome) -> None:
+    """Write the end of an execution through the state machine (only while we still hold the lease)."""
+    state = outcome.state
+    if state is None:
+        return
+    changes: dict[str, Any] = {"error": outcome.error} if outcome.error is not None else {}
+    if outcome.result is not None:
+        changes.update(_result_columns(outcome.result))
+    try:
+        current = run_store.current_state(conn, run_id)
+        if state is RunState.QUEUED and current is RunState.QUEUED:
+            run_store.release_lease(conn, run_id, worker_id)
+            return
+        if state is RunState.SUCCEEDED and current is RunState.QUEUED:
+            # The engine finished without reporting a phase: nothing to snapshot, it streamed to its fence.
+            transition(conn, run_id, RunState.STREAMING, worker_id=worker_id)
+        transition(conn, run_id, state, worker_id=worker_id, changes=changes)
+        logger.info("run %s: %s%s", run_id, state.value, f": {outcome.error}" if outcome.error else "")
+    except (LeaseLost, RunNotFound) as exc:
+        logger.warning("run %s: could not record %s: %s", run_id, state.value, exc)
+
+
+def _result_columns(result: RunResult) -> dict[str, Any]:
+    columns: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("start_lsn", result.start_lsn),
+            ("fence_lsn", result.fence_lsn),
+            ("applied_lsn", result.applied_lsn),
+        )
+        if value is not None
+    }
+    if result.tables:
+        tables = {name: asdict(counters) for name, counters in result.tables.items()}
+        columns["tables"] = tables
+        columns["rows_total"] = sum(counters["rows"] for counters in tables.values())
+    return columns
+
+
+def run_one(
+    conn: psycopg.Connection[Any],
+    dsn: str,
+    secrets: SecretBox,
+    options: WorkerOptions,
+    execute: ExecuteRun,
+    worker_id: str,
+    row: dict[str, Any],
+    shutdown: ShutdownFlag,
+) -> None:
+    """Execute one claimed run to its end (or until this process is asked to stop)."""
+    run = Run.from_row(row)
+    connector = load_connector(conn, secrets, run.connector_id)
+    if connector is None:
+        record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error="the connector no longer exists"))
+        return
+    limits = connector.limits
+    limit = limits.max_run_duration_seconds if limits is not None else None
+    started: datetime = row["started_at"]
+    control = RunControl(shutdown, started.timestamp() + limit if limit else None)
+    heartbeat: Heartbeat | None = None
+
+    def apply_phase(state: RunState) -> None:
+        assert heartbeat is not None
+        heartbeat.apply_phase(state)
+
+    reporter = StoreReporter(run.run_id, apply_phase)
+    heartbeat = Heartbeat(dsn, run.run_id, worker_id, options.lease_seconds, reporter, control)
+    heartbeat.start()
+    logger.info("run %s: started by %s (connector %s, %s)", run.run_id, worker_id, run.connector_id, run.mode.value)
+    try:
+        retry_window = connector.source.postgres.replication_type.logical_replication.retry_window_seconds
+        outcome = execute_claimed(RunContext(run, connector, options, execute, control, reporter, float(retry_window)))
+    finally:
+        heartbeat.stop()
+    record_outcome(conn, run.run_id, worker_id, outcome)
+
+
+def load_connector(conn: psycopg.Connection[Any], secrets: SecretBox, connector_id: str) -> Connector | None:
+    """The connector with its secrets decrypted, or None if it was deleted meanwhile."""
+    try:
+        return get_connector(conn, secrets, connector_id).connector
+    except ConnectorNotFound:
+        return None
