@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,14 @@ class ServiceSettings(BaseSettings):
     )
     engine: str = Field("airflow_connectors.cdc.engine:execute_run", description="module:function executing runs.")
     pool_max_size: int = 10
+
+    @field_validator("api_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        """``CDC_API_TOKEN=${UNSET}`` expands to "": that is a missing token, never "authentication off"."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
 
     def dsn(self) -> str:
         return self.state_dsn.get_secret_value()

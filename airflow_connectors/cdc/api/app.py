@@ -43,10 +43,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_TOKEN_LENGTH = 16
+TOKEN_ADVICE = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
 def check_settings(settings: ServiceSettings) -> None:
-    if settings.api_token is None and not settings.allow_unauthenticated:
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise UnsafeConfiguration(f"CDC_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters; {TOKEN_ADVICE}")
+    if token is None and not settings.allow_unauthenticated:
         raise UnsafeConfiguration(
-            "no API token: set CDC_API_TOKEN (or --token); to run without one on loopback, pass --insecure-loopback"
+            f"no API token: set CDC_API_TOKEN (or --token; {TOKEN_ADVICE}); to run without one on loopback, pass"
+            " --insecure-loopback"
         )
     if settings.api_token is None and not is_loopback(settings.host):
         raise UnsafeConfiguration(f"refusing to serve without a token on the non-loopback address {settings.host}")
@@ -85,7 +93,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         separate_input_output_schemas=False,
         responses=ERROR_RESPONSES,
     )
-    app.state.api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.state.api_token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     for router in (routes_connectors.router, routes_runs.router, routes_validate.router):
