@@ -11,7 +11,7 @@ from airflow_connectors.cdc.api.body import documented_body, optional_json_body
 from airflow_connectors.cdc.api.deps import Conn, Store, require_connector
 from airflow_connectors.cdc.api.errors import ApiProblem, validation_problem
 from airflow_connectors.cdc.models import Sink, Source, _Variant
-from airflow_connectors.cdc.patch import restore_masked_secrets
+from airflow_connectors.cdc.patch import PatchError, check_secret_target, has_masked_secret, restore_masked_secrets
 from airflow_connectors.cdc.validation import ValidationReport, validate_sink, validate_source
 
 router = APIRouter(prefix="/api/v1/validate", tags=["validation"])
@@ -26,10 +26,19 @@ def _target(side: str, model: type[_Variant], body: Any, conn: Conn, store: Stor
         if stored is None:
             raise ApiProblem(422, "invalid_field", f"body: give the {side} to check, or ?connector_id=", field=side)
         body = stored
-    elif stored is not None:
+    elif stored is not None and has_masked_secret(body):
+        sent = _parse(side, model, body)
+        try:
+            check_secret_target(sent.connection, _parse(side, model, stored).connection, f"{side}.postgres.connection")
+        except PatchError as exc:
+            raise ApiProblem(422, "secret_target_changed", str(exc), field=exc.field) from None
         body = restore_masked_secrets(body, stored)
+    return _parse(side, model, body)
+
+
+def _parse(side: str, model: type[_Variant], document: Any) -> Any:
     try:
-        return model.model_validate(body).postgres  # type: ignore[attr-defined]
+        return model.model_validate(document).postgres  # type: ignore[attr-defined]
     except ValidationError as exc:
         raise validation_problem(exc, prefix=side) from None
 
