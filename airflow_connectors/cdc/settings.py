@@ -23,7 +23,19 @@ class ServiceSettings(BaseSettings):
         15.0, gt=0, description="A run whose worker stopped heartbeating this long is taken over by another worker."
     )
     engine: str = Field("airflow_connectors.cdc.engine:execute_run", description="module:function executing runs.")
-    pool_max_size: int = 10
+    pool_max_size: int = Field(
+        10, ge=1, description="State-store connections of the API (and as many handler threads)."
+    )
+    pool_wait_seconds: float = Field(
+        30.0, gt=0, description="A request waits this long for a state-store connection, then gets 503 Retry-After."
+    )
+    validation_deadline_seconds: float = Field(
+        15.0, gt=0, le=300, description="Connect plus checks of one validation, whatever the checked server does."
+    )
+    max_concurrent_validations: int = Field(4, ge=1, description="More validations at once get 429 Retry-After.")
+    allow_ssl_files: bool = Field(
+        False, description="Let validation read ssl_cert / ssl_key / ssl_root_cert files on the service host."
+    )
 
     @field_validator("api_token")
     @classmethod

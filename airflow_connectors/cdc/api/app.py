@@ -15,9 +15,11 @@ from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_va
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
+from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.secrets import SecretBox
 from airflow_connectors.cdc.settings import ServiceSettings
 from airflow_connectors.cdc.store import ConnectorStore, migrate
+from airflow_connectors.cdc.validation import ValidationLimits
 from airflow_connectors.cdc.worker import WorkerOptions, start_workers
 
 logger = logging.getLogger(__name__)
@@ -74,8 +76,13 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
             applied = migrate(conn)
         if applied:
             logger.info("state store migrated: %s", ", ".join(applied))
+        app.state.limits = Limits(settings)
+        app.state.limits.size_thread_pool()
         app.state.store = ConnectorStore(
-            settings.dsn(), SecretBox(settings.secret_key.get_secret_value()), max_size=settings.pool_max_size
+            settings.dsn(),
+            SecretBox(settings.secret_key.get_secret_value()),
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_wait_seconds,
         )
         pool = start_workers(settings, options) if options.processes > 0 else None
         try:
@@ -94,6 +101,8 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         responses=ERROR_RESPONSES,
     )
     app.state.api_token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    app.state.validation_limits = ValidationLimits(settings.validation_deadline_seconds)
+    app.state.allow_ssl_files = settings.allow_ssl_files
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     for router in (routes_connectors.router, routes_runs.router, routes_validate.router):

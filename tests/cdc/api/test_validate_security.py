@@ -4,6 +4,7 @@ or stalling peer can neither hold the state store nor the API hostage."""
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -115,3 +116,84 @@ def test_a_password_given_in_the_body_goes_where_the_body_says(
     response = http.post(f"{api.api}/validate/sink", params={"connector_id": connector["id"]}, json=body, timeout=30)
     assert response.status_code == 200 and response.json()["ok"] is False
     assert peer.passwords == ["callers-own-password"]
+
+
+DEADLINE = 3.0
+CAP = 4
+
+
+@pytest.fixture(scope="module")
+def bounded(start_cdc_service: Callable[..., CdcService]) -> CdcService:
+    """A service with a short validation deadline (3 s) and room for 4 validations at a time."""
+    env = {"CDC_VALIDATION_DEADLINE_SECONDS": str(DEADLINE), "CDC_MAX_CONCURRENT_VALIDATIONS": str(CAP)}
+    return start_cdc_service(workers=0, env=env)
+
+
+def _sink_at(port: int, **connection: Any) -> dict[str, Any]:
+    base = {"host": "127.0.0.1", "port": port, "user": "u", "password": "callers-password", "database": "d"}
+    return {"postgres": {"connection": {**base, **connection}}}
+
+
+@pytest.mark.parametrize("mode", ["stall", "stall_after_auth"])
+def test_a_stalling_peer_cannot_starve_the_api(
+    bounded: CdcService, hostile_peer: Callable[[Mode], HostilePeer], mode: Mode
+) -> None:
+    """A dozen validations against a peer that accepts and then never answers: every other API call still answers at
+    once, validations over the cap get 429, and the admitted ones end (a failed step) by the deadline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    peer = hostile_peer(mode)
+    http = bounded.session()
+    started = time.monotonic()
+    with ThreadPoolExecutor(12) as pool:
+        futures = [
+            pool.submit(http.post, f"{bounded.api}/validate/sink", json=_sink_at(peer.port), timeout=60)
+            for _ in range(12)
+        ]
+        wait_for(lambda: peer.accepted >= CAP, timeout=10)
+        for _ in range(5):  # the state store stays available while the peer holds the validations
+            listed = http.get(f"{bounded.api}/connectors", timeout=5)
+            assert listed.status_code == 200, listed.text
+        responses = [future.result() for future in futures]
+    elapsed = time.monotonic() - started
+    codes = sorted(response.status_code for response in responses)
+    assert set(codes) <= {200, 429} and codes.count(200) >= CAP, codes
+    for response in responses:
+        if response.status_code == 429:
+            assert response.headers["Retry-After"] and response.json()["error"]["code"] == "too_many_validations"
+            continue
+        report = response.json()
+        assert report["ok"] is False
+        assert any("deadline (3 s)" in step["message"] for step in report["steps"]), report
+    assert elapsed < DEADLINE + 6, elapsed
+    assert peer.accepted <= 12
+
+
+@pytest.mark.parametrize(
+    ("connection", "field"),
+    [
+        ({"host": "127.0.0.1,10.0.0.1"}, "sink.postgres.connection.host"),
+        ({"host": "/var/run/postgresql"}, "sink.postgres.connection.host"),
+        ({"host": "@abstract"}, "sink.postgres.connection.host"),
+        ({"ssl_root_cert": "/etc/ssl/private/server.key"}, "sink.postgres.connection.ssl_root_cert"),
+        ({"ssl_cert": "/etc/passwd"}, "sink.postgres.connection.ssl_cert"),
+        ({"ssl_key": "/etc/shadow"}, "sink.postgres.connection.ssl_key"),
+    ],
+)
+def test_one_host_and_no_service_files(
+    bounded: CdcService, hostile_peer: Callable[[Mode], HostilePeer], connection: dict[str, Any], field: str
+) -> None:
+    peer = hostile_peer("capture")
+    response = bounded.session().post(
+        f"{bounded.api}/validate/sink", json=_sink_at(peer.port, **connection), timeout=30
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert peer.accepted == 0
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
