@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENGINE = "airflow_connectors.cdc.engine:execute_run"
@@ -25,7 +25,27 @@ class ServiceSettings(BaseSettings):
         15.0, gt=0, description="A run whose worker stopped heartbeating this long is taken over by another worker."
     )
     engine: str = Field(DEFAULT_ENGINE, description="module:function executing runs.")
-    pool_max_size: int = 10
+    pool_max_size: int = Field(
+        10, ge=1, description="State-store connections of the API (and as many handler threads)."
+    )
+    pool_wait_seconds: float = Field(
+        30.0, gt=0, description="A request waits this long for a state-store connection, then gets 503 Retry-After."
+    )
+    validation_deadline_seconds: float = Field(
+        15.0, gt=0, le=300, description="Connect plus checks of one validation, whatever the checked server does."
+    )
+    max_concurrent_validations: int = Field(4, ge=1, description="More validations at once get 429 Retry-After.")
+    allow_ssl_files: bool = Field(
+        False, description="Let validation read ssl_cert / ssl_key / ssl_root_cert files on the service host."
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _blank_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        """``CDC_API_TOKEN=${UNSET}`` expands to "": that is a missing token, never "authentication off"."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
 
     def dsn(self) -> str:
         return self.state_dsn.get_secret_value()

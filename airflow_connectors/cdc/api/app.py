@@ -15,8 +15,10 @@ from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_va
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
+from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.connectors.secrets import SecretBox
 from airflow_connectors.cdc.connectors.store import ConnectorStore, migrate
+from airflow_connectors.cdc.connectors.validation import ValidationLimits
 from airflow_connectors.cdc.runs.pool import WorkerOptions, start_workers
 from airflow_connectors.cdc.runs.scheduler import SchedulerThread
 from airflow_connectors.cdc.settings import ServiceSettings
@@ -44,10 +46,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_TOKEN_LENGTH = 16
+TOKEN_ADVICE = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
 def check_settings(settings: ServiceSettings) -> None:
-    if settings.api_token is None and not settings.allow_unauthenticated:
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise UnsafeConfiguration(f"CDC_API_TOKEN must be at least {MIN_TOKEN_LENGTH} characters; {TOKEN_ADVICE}")
+    if token is None and not settings.allow_unauthenticated:
         raise UnsafeConfiguration(
-            "no API token: set CDC_API_TOKEN (or --token); to run without one on loopback, pass --insecure-loopback"
+            f"no API token: set CDC_API_TOKEN (or --token; {TOKEN_ADVICE}); to run without one on loopback, pass"
+            " --insecure-loopback"
         )
     if settings.api_token is None and not is_loopback(settings.host):
         raise UnsafeConfiguration(f"refusing to serve without a token on the non-loopback address {settings.host}")
@@ -67,8 +77,13 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
             applied = migrate(conn)
         if applied:
             logger.info("state store migrated: %s", ", ".join(applied))
+        app.state.limits = Limits(settings)
+        app.state.limits.size_thread_pool()
         app.state.store = ConnectorStore(
-            settings.dsn(), SecretBox(settings.secret_key.get_secret_value()), max_size=settings.pool_max_size
+            settings.dsn(),
+            SecretBox(settings.secret_key.get_secret_value()),
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_wait_seconds,
         )
         scheduler = SchedulerThread(settings.dsn())
         scheduler.start()
@@ -89,7 +104,9 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         separate_input_output_schemas=False,
         responses=ERROR_RESPONSES,
     )
-    app.state.api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.state.api_token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    app.state.validation_limits = ValidationLimits(settings.validation_deadline_seconds)
+    app.state.allow_ssl_files = settings.allow_ssl_files
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     for router in (routes_connectors.router, routes_runs.router, routes_validate.router):

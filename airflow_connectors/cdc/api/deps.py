@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
 import psycopg
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from airflow_connectors.cdc.api.errors import ApiProblem
+from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.connectors import slot_health
 from airflow_connectors.cdc.connectors.models import ConnectorResponse, ConnectorStatus, LastRun
 from airflow_connectors.cdc.connectors.store import ConnectorNotFound, ConnectorRecord, ConnectorStore
@@ -20,8 +24,25 @@ def get_store(request: Request) -> ConnectorStore:
     return request.app.state.store  # type: ignore[no-any-return]
 
 
-def get_conn(store: Annotated[ConnectorStore, Depends(get_store)]) -> Iterator[psycopg.Connection[Any]]:
-    with store.connection() as conn:
+@asynccontextmanager
+async def state_connection(request: Request) -> AsyncIterator[psycopg.Connection[Any]]:
+    """A state-store connection within the API's budget (:mod:`limits`): waits without holding a thread, 503 when
+    the pool stays busy. Taking and giving it back are shielded: a client hanging up must not leak a connection."""
+    limits: Limits = request.app.state.limits
+    store = get_store(request)
+    async with limits.connection_slot():
+        with anyio.CancelScope(shield=True):
+            conn = await run_in_threadpool(store.acquire)
+        try:
+            yield conn
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(store.release, conn)
+
+
+async def get_conn(request: Request) -> AsyncIterator[psycopg.Connection[Any]]:
+    await request.body()  # the whole body first: a slow upload must not hold a state-store connection
+    async with state_connection(request) as conn:
         yield conn
 
 

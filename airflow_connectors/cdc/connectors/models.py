@@ -8,6 +8,7 @@ documented in the served OpenAPI document through these models' descriptions.
 from __future__ import annotations
 
 import enum
+import os
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_connectors.cdc.io_deadline import KEEPALIVES
+
 # What responses show instead of a secret. Sending it back in a PATCH or a replace keeps the stored secret.
 MASK = "********"
 # The sink schema where the engine keeps its checkpoints (never a target schema).
@@ -40,6 +43,18 @@ def _pg_identifier(value: str) -> str:
         raise ValueError("must not contain NUL characters")
     if len(value.encode()) > 63:
         raise ValueError("must be at most 63 bytes (PostgreSQL's identifier limit)")
+    return value
+
+
+def _one_network_host(value: str) -> str:
+    """libpq would also take a comma-separated list (each host its own timeout) or a Unix-socket directory on the
+    service's machine (its own local servers): a connector names exactly one host on the network."""
+    if "," in value:
+        raise ValueError("one host name or IP address, not a comma-separated list")
+    if value.startswith(("/", "@")) or "\\" in value:
+        raise ValueError("a host name or IP address, not a Unix-socket path")
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain whitespace or control characters")
     return value
 
 
@@ -76,7 +91,9 @@ class SslMode(enum.StrEnum):
 
 
 class PostgresConnection(_Model):
-    host: NonEmpty = Field(description="Immutable after creation.")
+    host: Annotated[NonEmpty, AfterValidator(_one_network_host)] = Field(
+        description="One host name or IP address. Immutable after creation."
+    )
     port: int = Field(5432, ge=1, le=65535, description="Immutable after creation.")
     user: NonEmpty
     password: SecretStr = Field(description=f'Write-only: responses show "{MASK}"; send it back to keep the secret.')
@@ -109,6 +126,9 @@ class PostgresConnection(_Model):
             "sslmode": self.ssl_mode.libpq,
             "connect_timeout": 10,
             "application_name": "airflow_connectors",
+            # Never the service's own credentials (~/.pgpass) for a connector that gives an empty password.
+            "passfile": os.devnull,
+            **KEEPALIVES,
         }
         for key, value in (
             ("sslcert", self.ssl_cert),

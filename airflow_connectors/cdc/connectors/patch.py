@@ -11,12 +11,14 @@ import types
 import typing
 from typing import Any, Union
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
-from airflow_connectors.cdc.connectors.models import MASK, SECRET_KEYS, Connector
+from airflow_connectors.cdc.connectors.models import MASK, SECRET_KEYS, Connector, PostgresConnection
 
 # Changing these would point an existing connector (its slot, its checkpoints) at another database.
 IMMUTABLE_CONNECTION_FIELDS = ("host", "port", "database")
+# A stored secret is only ever sent to the server it was stored for, over the TLS settings it was stored with.
+SECRET_BOUND_FIELDS = (*IMMUTABLE_CONNECTION_FIELDS, "ssl_mode", "ssl_cert", "ssl_key", "ssl_root_cert")
 
 
 class PatchError(ValueError):
@@ -66,6 +68,35 @@ def restore_masked_secrets(document: Any, stored: Any) -> Any:
             for key, value in document.items()
         }
     return document
+
+
+def has_masked_secret(document: Any) -> bool:
+    if isinstance(document, dict):
+        return any(
+            (key in SECRET_KEYS and value == MASK) or has_masked_secret(value) for key, value in document.items()
+        )
+    if isinstance(document, list):
+        return any(has_masked_secret(item) for item in document)
+    return False
+
+
+def check_secret_target(sent: PostgresConnection, stored: PostgresConnection, where: str) -> None:
+    """Refuse to fill a masked secret into a connection that names another server (or weaker TLS) than the stored
+    one: otherwise anyone with the token could have the service send a stored password to a host of their choice."""
+    for name in SECRET_BOUND_FIELDS:
+        mine, theirs = getattr(sent, name), getattr(stored, name)
+        if isinstance(mine, SecretStr):
+            if mine.get_secret_value() == MASK:
+                continue  # the stored value itself
+            mine = mine.get_secret_value()
+        if isinstance(theirs, SecretStr):
+            theirs = theirs.get_secret_value()
+        if mine != theirs:
+            raise PatchError(
+                f"{where}.{name}",
+                "differs from the stored connector's, so its stored secrets cannot be used: send the password "
+                "itself (a stored secret is only sent to the server it was stored for)",
+            )
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -94,14 +94,27 @@ def get_connector(
 
 
 class ConnectorStore:
-    def __init__(self, dsn: str, secrets: SecretBox, *, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, secrets: SecretBox, *, max_size: int = 10, timeout: float = 30.0) -> None:
         self.secrets = secrets
         self.pool = ConnectionPool(
-            dsn, kwargs={"autocommit": True}, min_size=1, max_size=max_size, open=True, name="cdc-state"
+            dsn,
+            kwargs={"autocommit": True},
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout,
+            open=True,
+            name="cdc-state",
         )
 
     def close(self) -> None:
         self.pool.close()
+
+    def acquire(self) -> psycopg.Connection[Any]:
+        """A connection the caller gives back with :meth:`release` (for callers that cannot use a ``with``)."""
+        return self.pool.getconn()
+
+    def release(self, conn: psycopg.Connection[Any]) -> None:
+        self.pool.putconn(conn)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
