@@ -25,6 +25,7 @@ _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _XLOG = struct.Struct("!QQQ")
 _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQqB")
+STREAMING_SINCE = 140000  # server_version_num of the first release whose pgoutput streams transactions in progress
 SLOT_LOST_MARKERS = ("does not exist", "invalidated", "can no longer get changes", "has been invalidated")
 
 
@@ -42,7 +43,11 @@ class ReplicationStream:
             self.conn: psycopg.Connection[Any] = replication_connection(conninfo)
         except psycopg.OperationalError as exc:
             raise TransientEngineError(f"cannot open a replication connection to the source: {exc}") from None
-        options = f"proto_version '1', publication_names '{publication}', messages 'true'"
+        # Protocol 2 streams large transactions while they run (PostgreSQL 14+); older servers speak only 1.
+        streaming = self.conn.info.server_version >= STREAMING_SINCE
+        options = f"proto_version '{2 if streaming else 1}', publication_names '{publication}', messages 'true'"
+        if streaming:
+            options += ", streaming 'on'"
         if binary:
             options += ", binary 'true'"
         command = f'START_REPLICATION SLOT "{slot}" LOGICAL {start_lsn} ({options})'
