@@ -1,4 +1,8 @@
-"""Decoder of the pgoutput logical replication protocol (version 1), as sent inside XLogData messages.
+"""Decoder of the pgoutput logical replication protocol, as sent inside XLogData messages.
+
+Version 1 messages, plus the four of version 2 that frame a transaction streamed while still in progress (Stream
+Start / Stop / Commit / Abort). Inside a stream block every change, Relation, Type and Message carries the xid of
+its (sub)transaction after its type byte; :func:`split_streamed` takes it out, leaving a version 1 message.
 
 Tuple values stay bytes: text-format values are handed to the sink's COPY as they are, never parsed into Python
 objects. ``UNCHANGED`` marks a TOASTed value the server did not resend because the UPDATE did not change it.
@@ -100,7 +104,45 @@ class Other:
     kind: str  # Origin, Type: nothing to apply
 
 
-Decoded = Begin | Commit | Relation | Insert | Update | Delete | Truncate | Message | Other
+@dataclass(slots=True)
+class StreamStart:
+    xid: int
+    first_segment: bool  # the first block of this transaction: nothing of it was sent before
+
+
+@dataclass(slots=True)
+class StreamStop:
+    pass
+
+
+@dataclass(slots=True)
+class StreamCommit:
+    xid: int
+    commit_lsn: int
+    end_lsn: int
+
+
+@dataclass(slots=True)
+class StreamAbort:
+    xid: int
+    subxid: int  # == xid: the whole transaction; otherwise only that subtransaction (ROLLBACK TO SAVEPOINT)
+
+
+Decoded = (
+    Begin
+    | Commit
+    | Relation
+    | Insert
+    | Update
+    | Delete
+    | Truncate
+    | Message
+    | Other
+    | StreamStart
+    | StreamStop
+    | StreamCommit
+    | StreamAbort
+)
 
 
 def _string(buf: bytes, pos: int) -> tuple[str, int]:
@@ -125,6 +167,16 @@ def _tuple(buf: bytes, pos: int) -> tuple[Row, int]:
             values.append(buf[pos : pos + length])
             pos += length
     return tuple(values), pos
+
+
+def streamed_xid(buf: bytes) -> int:
+    """The xid of the (sub)transaction of a message sent inside a stream block."""
+    return int(_UINT32.unpack_from(buf, 1)[0])
+
+
+def split_streamed(buf: bytes) -> tuple[int, bytes]:
+    """A message sent inside a stream block as (the xid of its (sub)transaction, the same message in version 1)."""
+    return streamed_xid(buf), buf[:1] + buf[5:]
 
 
 def decode(buf: bytes) -> Decoded:
@@ -180,4 +232,15 @@ def decode(buf: bytes) -> Decoded:
         return Message(bool(flags & 1), lsn, prefix, buf[pos + 4 : pos + 4 + length])
     if kind in (b"O", b"Y"):
         return Other(kind.decode())
+    if kind == b"S":
+        xid, first = struct.unpack_from("!IB", buf, 1)
+        return StreamStart(xid, first == 1)
+    if kind == b"E":
+        return StreamStop()
+    if kind == b"c":
+        xid, _, commit_lsn, end_lsn = struct.unpack_from("!IBQQ", buf, 1)
+        return StreamCommit(xid, commit_lsn, end_lsn)
+    if kind == b"A":  # protocol 4 with parallel streaming appends the abort LSN and time: not requested
+        xid, subxid = struct.unpack_from("!II", buf, 1)
+        return StreamAbort(xid, subxid)
     raise ValueError(f"unknown pgoutput message {kind!r}")

@@ -25,6 +25,7 @@ _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _XLOG = struct.Struct("!QQQ")
 _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQqB")
+STREAMING_SINCE = 140000  # server_version_num of the first release whose pgoutput streams transactions in progress
 SLOT_LOST_MARKERS = ("does not exist", "invalidated", "can no longer get changes", "has been invalidated")
 
 
@@ -36,9 +37,14 @@ def classify(error: BaseException | str) -> Exception:
     return TransientEngineError(f"replication stream: {message}")
 
 
-def start_replication(slot: str, start_lsn: str, publication: str, *, binary: bool) -> sql.Composed:
-    """The walsender command streaming pgoutput from ``start_lsn`` (an LSN is a bare ``X/Y``, not a literal)."""
-    options = {"proto_version": "1", "publication_names": publication, "messages": "true"}
+def start_replication(
+    slot: str, start_lsn: str, publication: str, *, binary: bool, streaming: bool = False
+) -> sql.Composed:
+    """The walsender command streaming pgoutput from ``start_lsn`` (an LSN is a bare ``X/Y``, not a literal);
+    ``streaming``: protocol 2 with transactions streamed while in progress."""
+    options = {"proto_version": "2" if streaming else "1", "publication_names": publication, "messages": "true"}
+    if streaming:
+        options["streaming"] = "on"
     if binary:
         options["binary"] = "true"
     return sql.SQL("START_REPLICATION SLOT {} LOGICAL {} ({})").format(
@@ -56,9 +62,11 @@ class ReplicationStream:
             self.conn: psycopg.Connection[Any] = replication_connection(conninfo)
         except psycopg.OperationalError as exc:
             raise TransientEngineError(f"cannot open a replication connection to the source: {exc}") from None
-        command = start_replication(slot, start_lsn, publication, binary=binary).as_bytes(self.conn)
+        # Protocol 2 streams large transactions while they run (PostgreSQL 14+); older servers speak only 1.
+        streaming = self.conn.info.server_version >= STREAMING_SINCE
+        command = start_replication(slot, start_lsn, publication, binary=binary, streaming=streaming)
         pgconn = self.conn.pgconn
-        pgconn.send_query(command)
+        pgconn.send_query(command.as_bytes(self.conn))
         result = pgconn.get_result()
         if result is None or result.status != pq.ExecStatus.COPY_BOTH:
             message = (result.error_message if result is not None else pgconn.error_message) or b"no result"

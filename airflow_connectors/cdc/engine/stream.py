@@ -3,8 +3,10 @@
 Exactly once: each sink transaction holds whole source transactions plus the checkpoint (the end LSN of the last
 one); the slot is confirmed only after that commit; on restart, transactions that committed before the sink's
 checkpoint are skipped. A source transaction larger than the buffer is written into the still-open sink transaction
-in parts (bounded memory) and committed at its COMMIT. A catch-up run ends at its fence, a logical message written
-when the run started, so it finishes even on an idle source.
+in parts (bounded memory) and committed at its COMMIT. On PostgreSQL 14+ the source streams large transactions while
+they run; they are staged in the sink and applied at their Stream Commit like any other (``streamed_txn``). A
+catch-up run ends at its fence, a logical message written when the run started, so it finishes even on an idle
+source.
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ from airflow_connectors.cdc.engine.naming import FENCE_PREFIX
 from airflow_connectors.cdc.engine.pgoutput import (
     Begin,
     Commit,
+    Decoded,
     Delete,
     Insert,
     Message,
     Relation,
     Row,
+    StreamAbort,
+    StreamCommit,
+    StreamStart,
+    StreamStop,
     Truncate,
     Update,
     decode,
@@ -46,9 +53,11 @@ from airflow_connectors.cdc.engine.pgoutput import (
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.replication import ReplicationStream
 from airflow_connectors.cdc.engine.slot import check_slot, slot_info
+from airflow_connectors.cdc.engine.streamed_txn import StreamedTransactions
 
 HEALTH_EVERY = 5.0  # seconds between slot lag samples
 IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffered instead of waiting for more
+_OUTSIDE_XID = frozenset(b"EO")  # inside a stream block, Stream Stop and Origin carry no xid; all else is staged
 
 
 @dataclass
@@ -93,6 +102,7 @@ class _Stream:
         # Keyless tables are matched value by value in SQL, which the text form keeps simple.
         self.binary = all(plan.binary_safe and plan.key for plan in plans.values())
         self.applier = Applier(self.sink, binary=self.binary)
+        self.streamed = StreamedTransactions(self.sink)
         self.checkpoint = lsn_to_int(start_lsn)
         self.stream = ReplicationStream(
             source_conninfo, options.slot_name, options.publication, start_lsn, binary=self.binary
@@ -144,6 +154,7 @@ class _Stream:
     def run(self) -> StreamResult:
         skip_tx = False
         tx_lsn = 0
+        block_xid: int | None = None  # inside a stream block of this transaction
         while True:
             if self.should_stop():
                 if self.pending_end is not None:
@@ -157,35 +168,67 @@ class _Stream:
                 if self.pending_end is not None:
                     self.commit(self.pending_end)
                 continue
-            message = decode(item[1])
+            data = item[1]
+            if block_xid is not None and data[0] not in _OUTSIDE_XID:
+                self.streamed.add(block_xid, data)  # staged undecoded: it may still be rolled back
+                continue
+            message = decode(data)
             if isinstance(message, Begin):
                 tx_lsn = message.final_lsn
                 skip_tx = tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
-            elif isinstance(message, (Insert, Update, Delete)):
+            elif isinstance(message, (Insert, Update, Delete, Truncate)):
                 if not skip_tx:
-                    self.change(message, tx_lsn, len(item[1]))
-            elif isinstance(message, Commit):
-                if skip_tx:
-                    continue
-                self.pending_end = message.end_lsn
-                if self.max_rows is not None and self.applied_rows >= self.max_rows:
-                    self.commit(message.end_lsn)
-                    return self.result()
-                if self.due():
-                    self.commit(message.end_lsn)
+                    self.apply(message, tx_lsn, len(data))
             elif isinstance(message, Relation):
                 self.relation(message)
-            elif isinstance(message, Truncate):
-                if not skip_tx:
-                    plans = [self.relations[relid][0] for relid in message.relids if relid in self.relations]
-                    for plan in plans:
-                        if tx_lsn >= self.skip_until.get(plan.name, 0):
-                            self.applier.truncate([plan])
+            elif isinstance(message, Commit):
+                if not skip_tx and self.transaction_end(message.end_lsn):
+                    return self.result()
+            elif isinstance(message, StreamStart):
+                block_xid = message.xid
+                self.streamed.start(message.xid, message.first_segment)
+            elif isinstance(message, StreamStop):
+                block_xid = None
+            elif isinstance(message, StreamAbort):
+                self.streamed.abort(message.xid, message.subxid)
+            elif isinstance(message, StreamCommit):
+                if message.commit_lsn < self.checkpoint:  # already in the sink (re-sent after a restart)
+                    self.streamed.discard(message.xid)
+                    continue
+                count = 0
+                for raw in self.streamed.commit(message.xid):
+                    self.apply(decode(raw), message.commit_lsn, len(raw))
+                    count += 1
+                self.reporter.log(f"transaction {message.xid} streamed while in progress: {count} messages applied")
+                if self.transaction_end(message.end_lsn):
+                    return self.result()
             elif isinstance(message, Message):
                 if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
                     if message.content.decode(errors="replace") == self.fence_run_id:
                         self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
                         return self.result()
+
+    def apply(self, message: Decoded, tx_lsn: int, size: int) -> None:
+        """A message inside a source transaction that commits at ``tx_lsn``."""
+        if isinstance(message, (Insert, Update, Delete)):
+            self.change(message, tx_lsn, size)
+        elif isinstance(message, Relation):
+            self.relation(message)
+        elif isinstance(message, Truncate):
+            plans = [self.relations[relid][0] for relid in message.relids if relid in self.relations]
+            for plan in plans:
+                if tx_lsn >= self.skip_until.get(plan.name, 0):
+                    self.applier.truncate([plan])
+
+    def transaction_end(self, end_lsn: int) -> bool:
+        """A source transaction is all buffered: commit now if due. True when ``max_rows`` ends the stream."""
+        self.pending_end = end_lsn
+        if self.max_rows is not None and self.applied_rows >= self.max_rows:
+            self.commit(end_lsn)
+            return True
+        if self.due():
+            self.commit(end_lsn)
+        return False
 
     def result(self) -> StreamResult:
         self.health(force=True)

@@ -76,3 +76,8 @@ def test_start_replication_quotes_the_slot_and_publication_and_accepts_only_an_l
     )
     with pytest.raises(ValueError):
         start_replication("s", "0/1) ; DROP", "p", binary=False)
+
+
+def test_start_replication_with_streaming_asks_for_protocol_2() -> None:
+    command = _sql(start_replication("s", "0/0", "p", binary=False, streaming=True))
+    assert "proto_version '2'" in command and "streaming 'on'" in command

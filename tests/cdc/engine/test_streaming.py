@@ -1,0 +1,172 @@
+"""Large transactions streamed while in progress (pgoutput protocol 2): the source's logical_decoding_work_mem is
+set to its minimum (64kB) so that every transaction here is streamed in many blocks, interleaved with others."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from airflow_connectors.cdc.engine import replication, streamed_txn
+from tests.cdc.engine.conftest import Pair, RecordingReporter, checksum
+
+ROWS = 20_000  # about 1 MB of changes: a dozen blocks at 64kB
+
+
+@pytest.fixture
+def streaming(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> Pair:
+    monkeypatch.setattr(streamed_txn, "CHUNK_BYTES", 50_000)  # many chunks staged in the sink, some kept in memory
+    database = str(conninfo_to_dict(pair.source)["dbname"])
+    pair.on_source(
+        sql.SQL("ALTER DATABASE {} SET logical_decoding_work_mem = '64kB'").format(sql.Identifier(database)).as_string()
+    )
+    pair.on_source("CREATE TABLE public.big (id int PRIMARY KEY, v text, n int)")
+    pair.run()
+    return pair
+
+
+def streamed(reporter: RecordingReporter) -> list[str]:
+    return [line for line in reporter.logs if "streamed while in progress" in line]
+
+
+def same(pair: Pair, table: str = "big") -> bool:
+    return checksum(pair.source, f"public.{table}") == checksum(pair.sink, f"replica.{table}")
+
+
+def test_a_big_transaction_is_streamed_and_applied_once(streaming: Pair) -> None:
+    streaming.on_source(
+        f"BEGIN; INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i;"
+        " UPDATE public.big SET n = 1 WHERE id % 3 = 0; DELETE FROM public.big WHERE id % 10 = 0; COMMIT"
+    )
+    result, reporter = streaming.run()
+    assert streamed(reporter), reporter.logs
+    counters = result.tables["public.big"]
+    assert (counters.inserts, counters.updates, counters.deletes) == (ROWS, ROWS // 3, ROWS // 10)
+    assert same(streaming) and checksum(streaming.sink, "replica.big")[0] == ROWS - ROWS // 10
+    again, _ = streaming.run()
+    assert sum(c.rows for c in again.tables.values()) == 0 and same(streaming)
+
+
+def test_an_aborted_big_transaction_leaves_nothing(streaming: Pair) -> None:
+    streaming.on_source(
+        f"BEGIN; INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i; ROLLBACK",
+        "INSERT INTO public.big VALUES (1, 'kept', 1)",
+    )
+    result, reporter = streaming.run()
+    assert result.tables["public.big"].rows == 1
+    assert checksum(streaming.sink, "replica.big")[0] == 1 and same(streaming)
+
+
+@pytest.mark.parametrize("chunk_bytes", [50_000, 64 << 20], ids=["staged-in-sink", "held-in-memory"])
+def test_a_rolled_back_savepoint_inside_a_big_transaction(
+    streaming: Pair, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    monkeypatch.setattr(streamed_txn, "CHUNK_BYTES", chunk_bytes)
+    streaming.on_source(
+        f"BEGIN; INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i;"
+        f" SAVEPOINT a; INSERT INTO public.big SELECT i, 'gone', 0 FROM generate_series({ROWS} + 1, {2 * ROWS}) i;"
+        " UPDATE public.big SET n = 99 WHERE id <= 100;"
+        "   SAVEPOINT nested; DELETE FROM public.big WHERE id <= 50; RELEASE nested;"
+        " ROLLBACK TO SAVEPOINT a;"
+        f" SAVEPOINT b; UPDATE public.big SET n = 2 WHERE id % 2 = 0; RELEASE b;"
+        f" INSERT INTO public.big SELECT i, 'after', 3 FROM generate_series({2 * ROWS} + 1, {2 * ROWS + 100}) i;"
+        " COMMIT"
+    )
+    result, reporter = streaming.run()
+    assert streamed(reporter)
+    assert checksum(streaming.sink, "replica.big")[0] == ROWS + 100 and same(streaming)
+    with psycopg.connect(streaming.sink) as sink:
+        assert sink.execute("SELECT count(*) FROM replica.big WHERE n = 99 OR v = 'gone'").fetchone() == (0,)
+
+
+def test_two_interleaved_big_transactions(streaming: Pair) -> None:
+    with psycopg.connect(streaming.source) as one, psycopg.connect(streaming.source) as two:
+        for part in range(4):  # each transaction is streamed in turns with the other
+            low, high = part * ROWS // 4 + 1, (part + 1) * ROWS // 4
+            one.execute(f"INSERT INTO public.big SELECT i, 'one', {part} FROM generate_series({low}, {high}) i")
+            two.execute(f"INSERT INTO public.big SELECT -i, 'two', {part} FROM generate_series({low}, {high}) i")
+        two.execute("UPDATE public.big SET v = 'two, updated' WHERE id < 0 AND id % 5 = 0")
+        two.commit()  # the second one commits first
+        streaming.on_source("INSERT INTO public.big VALUES (0, 'small, in between', 0)")
+        one.execute("DELETE FROM public.big WHERE id > 0 AND id % 7 = 0")
+        one.commit()
+    result, reporter = streaming.run()
+    assert len(streamed(reporter)) == 2
+    assert same(streaming) and checksum(streaming.sink, "replica.big")[0] == 2 * ROWS + 1 - ROWS // 7
+
+
+CONTINUOUS = """
+import sys, uuid
+from airflow_connectors.cdc.engine import execute_run
+from airflow_connectors.cdc.engine.interface import RunMode, RunRequest
+from airflow_connectors.cdc.models import Connector
+from tests.cdc.engine.conftest import RecordingReporter
+connector = Connector.model_validate_json(sys.stdin.readline())
+print("started", flush=True)
+request = RunRequest(run_id=str(uuid.uuid4()), mode=RunMode.CONTINUOUS)
+execute_run(connector, request, RecordingReporter(), lambda: False)
+"""
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_killed_mid_stream_resumes_exactly(streaming: Pair) -> None:
+    engine = subprocess.Popen(
+        [sys.executable, "-c", CONTINUOUS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert engine.stdin is not None and engine.stdout is not None
+        engine.stdin.write(json.dumps(streaming.connector.stored()) + "\n")
+        engine.stdin.flush()
+        assert engine.stdout.readline().strip() == "started"
+        with psycopg.connect(streaming.source) as big:
+            big.execute(f"INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i")
+            # A small transaction committed after the big one's first blocks: once it is in the sink, the engine
+            # has staged those blocks and committed a checkpoint past the big transaction's start.
+            streaming.on_source("INSERT INTO public.big VALUES (-1, 'marker', 0)")
+
+            def marker_applied() -> bool:
+                with psycopg.connect(streaming.sink) as sink:
+                    return sink.execute("SELECT count(*) FROM replica.big WHERE id = -1").fetchone() == (1,)
+
+            wait_for(marker_applied, "the small transaction in the sink")
+            engine.kill()
+            engine.wait(timeout=30)
+            big.execute("UPDATE public.big SET n = 1 WHERE id % 4 = 0")
+            big.execute("SAVEPOINT s")
+            big.execute(f"DELETE FROM public.big WHERE id > {ROWS // 2}")
+            big.execute("ROLLBACK TO SAVEPOINT s")
+            big.commit()
+        result, reporter = streaming.run()  # the source sends the big transaction again from its first block
+        assert streamed(reporter)
+        assert result.tables["public.big"].inserts == ROWS
+        assert same(streaming) and checksum(streaming.sink, "replica.big")[0] == ROWS + 1
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+            engine.wait(timeout=30)
+
+
+def test_protocol_1_still_carries_big_transactions(streaming: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sources older than 14 get protocol 1: the walsender sends a big transaction whole, after its commit."""
+    monkeypatch.setattr(replication, "STREAMING_SINCE", 10**7)
+    streaming.on_source(
+        f"BEGIN; INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i;"
+        " SAVEPOINT a; DELETE FROM public.big WHERE id < 100; ROLLBACK TO SAVEPOINT a; COMMIT"
+    )
+    result, reporter = streaming.run()
+    assert not streamed(reporter)
+    assert result.tables["public.big"].rows == ROWS and same(streaming)
