@@ -106,7 +106,7 @@ CONTINUOUS = """
 import sys, uuid
 from airflow_connectors.cdc.engine import execute_run
 from airflow_connectors.cdc.engine.interface import RunMode, RunRequest
-from airflow_connectors.cdc.models import Connector
+from airflow_connectors.cdc.connectors.models import Connector
 from tests.cdc.engine.conftest import RecordingReporter
 connector = Connector.model_validate_json(sys.stdin.readline())
 print("started", flush=True)
