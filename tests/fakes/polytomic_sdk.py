@@ -5,6 +5,8 @@ the body fields each SDK call sends (what the real API takes)."""
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ from polytomic.connections.raw_client import RawConnectionsClient
 from polytomic.model_sync.raw_client import RawModelSyncClient
 
 from tests.fakes.polytomic import FakePolytomic
+from tests.fakes.server import Request
 
 # Arguments of an SDK method that are not fields of the request body.
 NOT_BODY = frozenset({"self", "id", "sync_id", "exec_id", "idempotency_key", "request_options"})
@@ -71,3 +74,27 @@ SDK_CALLS: dict[tuple[str, str], Callable[..., Any]] = {
     ("POST", r"/api/bulk/syncs/[^/]+/executions"): RawBulkSyncClient.start,
     ("POST", r"/api/syncs/[^/]+/executions"): RawModelSyncClient.start,
 }
+
+
+def request_problems(request: Request) -> list[str]:
+    """How a request to the fake differs from what the SDK would send for the same call: body fields the SDK does
+    not send (e.g. read-only fields echoed back), required ones missing, values its request types refuse or that
+    carry undeclared nested fields. Empty for requests of calls not in :data:`SDK_CALLS`."""
+    call = next((c for (m, p), c in SDK_CALLS.items() if m == request.method and re.fullmatch(p, request.path)), None)
+    if call is None:
+        return []
+    where = f"{request.method} {request.path}"
+    body = request.body if isinstance(request.body, dict) else {}
+    hints = typing.get_type_hints(call)
+    problems = [f"{where}: {name} is not a field of the request" for name in body if name not in body_fields(call)]
+    problems += [f"{where}: {name} is required" for name in sorted(required_fields(call) - body.keys())]
+    for name, value in body.items():
+        if name not in hints or name not in body_fields(call):
+            continue
+        try:
+            parsed = pydantic.TypeAdapter(hints[name]).validate_python(value)
+        except pydantic.ValidationError as exc:
+            problems.append(f"{where}: {name}: {exc.errors()[0]['msg']}")
+        else:
+            problems += [f"{where}: {name}.{path} is not a field of the request" for path in undeclared(parsed)]
+    return problems
