@@ -3,26 +3,54 @@
 Connection: the API key in ``password`` (Bearer), or with extra ``key_type = deployment_key`` an on-premises
 deployment key (HTTP Basic, key as user); extra ``api_version`` is sent as ``X-Polytomic-Version``.
 
-How the common interface maps: connector CRUD acts on Polytomic *connections*; syncs act on a *bulk sync* whose id
-is the ``connector_id`` (``sync_kind="model"`` targets a model sync instead). Polytomic executions have ids, so a
-sync is tracked by its execution id, never by timestamps.
+How the common interface maps: the connector methods act on Polytomic *connections* (their id is a
+``connection_id``); schedule, pause and the sync methods act on a *bulk sync* (``sync_id``; ``sync_kind="model"``
+targets a model sync instead), which the operators pass as their ``connector_id``. Polytomic executions have ids, so
+a sync is tracked by its execution id, never by timestamps.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, ClassVar
 
 from airflow_connectors.cdc.connectors.patch import merge_patch
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
-from airflow_connectors.hooks.http import ApiConflict, ApiNotFound, HttpApiHook
+from airflow_connectors.hooks.http import ApiConflict, ApiNotFound, ApiValidationError, HttpApiHook
 
 DEFAULT_VERSION = "2025-09-18"
+# How long ``trigger_sync(force=True)`` waits for the execution it cancelled to end (cancelling is asynchronous).
+FORCE_CANCEL_TIMEOUT = 120.0
 FETCH_MODES = frozenset({"none", "incremental", "full"})
 RESYNC_MODES = frozenset({"refetch", "resync", "rebuild"})
 FREQUENCIES = frozenset(
     {"manual", "continuous", "hourly", "daily", "weekly", "custom", "builder", "runafter", "multi", "dbtcloud"}
 )
+SCHEDULE_FIELDS = ("frequency", "minute", "hour", "day_of_week", "day_of_month", "month")
+# What a bulk sync update (a full replacement: an omitted field resets to its default) takes, as the SDK's
+# ``bulk_sync.update`` sends it; the read-only fields of the sync as read (id, created_at, ...) are not sent back.
+BULK_UPDATE_FIELDS = (
+    "name",
+    "source_connection_id",
+    "destination_connection_id",
+    "destination_configuration",
+    "source_configuration",
+    "default_schedule",
+    "additional_schedules",
+    "active",
+    "automatically_add_new_fields",
+    "automatically_add_new_objects",
+    "concurrency_limit",
+    "data_cutoff_timestamp",
+    "disable_record_timestamps",
+    "mode",
+    "normalize_names",
+    "organization_id",
+    "policies",
+    "resync_concurrency_limit",
+)
+ADDITIONAL_SCHEDULE_FIELDS = ("id", *SCHEDULE_FIELDS, "resync_mode", "schemas", "selective_mode")
 STATES = {
     **dict.fromkeys(
         ("created", "scheduled", "queued", "waiting", "running", "exporting", "processing", "canceling"),
@@ -40,19 +68,61 @@ UPDATE_FIELDS = frozenset(
 
 
 def execution_status(ref: SyncRef, execution: dict[str, Any]) -> SyncStatus:
+    """A bulk execution (``record_count``, ``error_count``, ``status_message``) or a model sync execution
+    (``counts``, ``errors``), normalised."""
     raw = str(execution.get("status", "unknown"))
     state = STATES.get(raw, SyncState.RUNNING)
     counts = execution.get("counts") or {}
     rows = execution.get("record_count", counts.get("total"))
+    errors = execution.get("error_count", counts.get("error"))
     message = None
     if state is SyncState.FAILED:
-        message = f"Polytomic execution {ref.run_id} ended {raw} ({execution.get('error_count', '?')} errors)"
+        reason = execution.get("status_message") or "; ".join(execution.get("errors") or [])
+        message = f"Polytomic execution {ref.run_id} ended {raw} ({'?' if errors is None else errors} errors)"
+        message += f": {reason}" if reason else ""
     elif state is SyncState.CANCELLED:
         message = f"Polytomic execution {ref.run_id} was cancelled"
     details = {
-        key: execution.get(key) for key in ("started_at", "completed_at", "is_resync", "error_count", "warning_count")
+        "started_at": execution.get("started_at"),
+        "completed_at": execution.get("completed_at"),
+        "is_resync": execution.get("is_resync"),
+        "error_count": errors,
+        "warning_count": execution.get("warning_count", counts.get("warnings")),
     }
     return SyncStatus(state, raw, ref, message, rows=rows, details=details)
+
+
+def schedule_request(schedule: Any) -> dict[str, str]:
+    """A bulk sync's ``default_schedule`` from the operator's ``schedule``; the API takes its values as strings."""
+    if not isinstance(schedule, dict):
+        raise ValueError('schedule: expected an object such as {"frequency": "daily", "hour": "3", "minute": "0"}')
+    for key in schedule:
+        if key not in SCHEDULE_FIELDS:
+            raise ValueError(f"schedule.{key}: not a schedule field ({', '.join(SCHEDULE_FIELDS)})")
+    frequency = schedule.get("frequency")
+    if frequency not in FREQUENCIES:
+        raise ValueError(f"schedule.frequency: {frequency!r} is not one of {', '.join(sorted(FREQUENCIES))}")
+    request = {"frequency": str(frequency)}
+    for key in SCHEDULE_FIELDS[1:]:
+        value = schedule.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"schedule.{key}: expected a string or an integer, got {value!r}")
+        request[key] = str(value)
+    return request
+
+
+def bulk_update_body(sync: dict[str, Any], default_schedule: dict[str, str]) -> dict[str, Any]:
+    """The full-replacement update of ``sync`` (as read) with a new default schedule and everything else kept."""
+    body = {key: sync[key] for key in BULK_UPDATE_FIELDS if sync.get(key) is not None}
+    body["additional_schedules"] = [
+        {key: item[key] for key in ADDITIONAL_SCHEDULE_FIELDS if item.get(key) is not None}
+        for item in sync.get("additional_schedules") or []
+    ]
+    current_id = (sync.get("default_schedule") or {}).get("id")
+    body["default_schedule"] = {**({"id": current_id} if current_id else {}), **default_schedule}
+    return body
 
 
 class PolytomicHook(HttpApiHook):
@@ -80,7 +150,7 @@ class PolytomicHook(HttpApiHook):
     def unwrap(self, payload: Any) -> Any:
         return payload.get("data", payload) if isinstance(payload, dict) else payload
 
-    # -- connections --------------------------------------------------------------------------------------------
+    # -- connections (the interface's "connector" methods) -------------------------------------------------------
     def create_connector(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Create a connection; the ``Idempotency-Key`` makes a retried create return the same connection."""
         for field in ("name", "type", "configuration"):
@@ -91,8 +161,8 @@ class PolytomicHook(HttpApiHook):
             self._call("POST", "/api/connections", json=body, headers={"Idempotency-Key": key}, idempotent=True)
         )
 
-    def get_connector(self, connector_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/api/connections/{connector_id}"))
+    def get_connector(self, connection_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/api/connections/{connection_id}"))
 
     def find_connector_by_name(self, name: str) -> dict[str, Any] | None:
         return next((c for c in self._call("GET", "/api/connections") or [] if c.get("name") == name), None)
@@ -110,73 +180,84 @@ class PolytomicHook(HttpApiHook):
         if patch.get("name", "x") in (None, ""):
             raise ValueError("name: required; it cannot be removed")
 
-    def patch_connector(self, connector_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch_connector(self, connection_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch semantics on an API that replaces the whole configuration: read, merge (RFC 7396), send all.
 
         Secrets come back masked (``********``); sending the mask back keeps them, as the API documents."""
         self.validate_patch(patch)
-        current = self.get_connector(connector_id)
+        current = self.get_connector(connection_id)
+        kept = ("healthcheck_interval", "policies")  # what a full replacement would otherwise reset
         body = {
             "name": current.get("name"),
             "configuration": current.get("configuration") or {},
-            **(
-                {"healthcheck_interval": current["healthcheck_interval"]} if current.get("healthcheck_interval") else {}
-            ),
+            **{key: current[key] for key in kept if current.get(key) is not None},
         }
         merged = merge_patch(body, patch)
-        return dict(self._call("PATCH", f"/api/connections/{connector_id}", json=merged))
+        return dict(self._call("PATCH", f"/api/connections/{connection_id}", json=merged))
 
-    def delete_connector(self, connector_id: str, *, force: bool = False) -> None:
-        self._call("DELETE", f"/api/connections/{connector_id}", params={"force": "true"} if force else None)
+    def delete_connector(self, connection_id: str, *, force: bool = False) -> None:
+        self._call("DELETE", f"/api/connections/{connection_id}", params={"force": "true"} if force else None)
 
     # -- bulk sync settings ----------------------------------------------------------------------------------------
     def get_bulk_sync(self, sync_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/api/bulk/syncs/{sync_id}"))
 
-    def _update_bulk_sync(self, sync_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        current = self.get_bulk_sync(sync_id)
-        return dict(self._call("PUT", f"/api/bulk/syncs/{sync_id}", json=merge_patch(current, changes)))
+    def set_schedule(self, sync_id: str, schedule: dict[str, Any]) -> dict[str, Any]:
+        """The bulk sync's ``default_schedule``: ``{"frequency": "daily", "hour": "3", "minute": "0"}``.
 
-    def set_schedule(self, connector_id: str, schedule: dict[str, Any]) -> dict[str, Any]:
-        """The bulk sync's schedule: ``{"frequency": "daily", "hour": "3", "minute": "0"}``."""
-        frequency = schedule.get("frequency")
-        if frequency not in FREQUENCIES:
-            raise ValueError(f"schedule.frequency: {frequency!r} is not one of {', '.join(sorted(FREQUENCIES))}")
-        return self._update_bulk_sync(connector_id, {"schedule": schedule})
+        The update replaces the whole sync, so the sync is read and sent back with only the schedule changed."""
+        default_schedule = schedule_request(schedule)
+        body = bulk_update_body(self.get_bulk_sync(sync_id), default_schedule)
+        return dict(self._call("PUT", f"/api/bulk/syncs/{sync_id}", json=body))
 
-    def pause_connector(self, connector_id: str) -> None:
-        self._update_bulk_sync(connector_id, {"active": False})
+    def pause_connector(self, sync_id: str) -> None:
+        """Deactivate the bulk sync (no scheduled runs); the API also cancels the execution in progress."""
+        self._call("POST", f"/api/bulk/syncs/{sync_id}/activate", json={"active": False}, idempotent=True)
 
-    def resume_connector(self, connector_id: str) -> None:
-        self._update_bulk_sync(connector_id, {"active": True})
+    def resume_connector(self, sync_id: str) -> None:
+        self._call("POST", f"/api/bulk/syncs/{sync_id}/activate", json={"active": True}, idempotent=True)
 
     # -- syncs ------------------------------------------------------------------------------------------------------
     def trigger_sync(
         self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
     ) -> SyncRef:
-        """Start an execution. Bulk (default): ``fetch_mode`` none|incremental|full, ``resync_mode``
+        """Start an execution of the sync whose id is ``connector_id`` (the interface's name, kept because vendor
+        options travel as keywords). Bulk (default): ``fetch_mode`` none|incremental|full, ``resync_mode``
         refetch|resync|rebuild (``resync=True`` means ``resync``; a list of schemas/tables goes in ``schemas``).
-        ``sync_kind="model"``: a model sync, ``resync`` a bool. ``force`` cancels a running bulk execution first."""
+        ``sync_kind="model"``: a model sync, ``resync`` a bool. ``force`` cancels a running bulk execution and,
+        once it has ended, starts this one."""
+        sync_id = connector_id
         kind = options.pop("sync_kind", "bulk")
         unpause = bool(options.pop("unpause", False))
         if kind == "model":
             if options or not isinstance(resync, bool):
                 raise ValueError("resync: a model sync takes resync=True or False, and no other option")
-            execution = self._call("POST", f"/api/syncs/{connector_id}/executions", json={"resync": resync})
-            return SyncRef(self.conn_type, connector_id, str(execution["id"]), {"kind": "model"})
+            execution = self._call("POST", f"/api/syncs/{sync_id}/executions", json={"resync": resync})
+            return SyncRef(self.conn_type, sync_id, str(execution["id"]), {"kind": "model"})
         if kind != "bulk":
             raise ValueError(f"sync_kind: expected bulk or model, got {kind!r}")
         body = self._bulk_body(resync, options)
         if unpause:
-            self.resume_connector(connector_id)
+            self.resume_connector(sync_id)
         try:
-            execution = self._call("POST", f"/api/bulk/syncs/{connector_id}/executions", json=body)
+            execution = self._call("POST", f"/api/bulk/syncs/{sync_id}/executions", json=body)
         except ApiConflict:
-            if not force:
+            active = self.find_active_sync(sync_id) if force else None
+            if active is None:
                 raise
-            self._call("POST", f"/api/bulk/syncs/{connector_id}/cancel")
-            execution = self._call("POST", f"/api/bulk/syncs/{connector_id}/executions", json=body)
-        return SyncRef(self.conn_type, connector_id, str(execution["id"]), {"kind": "bulk"})
+            self.log.info("force: cancelling execution %s of bulk sync %s", active.run_id, sync_id)
+            self.cancel_sync(active)
+            self._wait_ended(active)
+            execution = self._call("POST", f"/api/bulk/syncs/{sync_id}/executions", json=body)
+        return SyncRef(self.conn_type, sync_id, str(execution["id"]), {"kind": "bulk"})
+
+    def _wait_ended(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:
+        """A cancelled execution ends when the cancellation is processed: wait for that, boundedly."""
+        deadline = time.monotonic() + timeout
+        while self.get_sync_status(ref).state is SyncState.RUNNING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {ref.run_id} did not end within {timeout:.0f}s of being cancelled")
+            time.sleep(0.5)
 
     @staticmethod
     def _bulk_body(resync: bool | list[str], options: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +281,7 @@ class PolytomicHook(HttpApiHook):
         return body
 
     def _execution_path(self, ref: SyncRef) -> str:
+        """``ref.connector_id`` is the bulk sync's or the model sync's id (``baseline["kind"]`` says which)."""
         base = "syncs" if ref.baseline.get("kind") == "model" else "bulk/syncs"
         return f"/api/{base}/{ref.connector_id}/executions/{ref.run_id}"
 
@@ -210,33 +292,34 @@ class PolytomicHook(HttpApiHook):
         return execution_status(ref, await self._acall("GET", self._execution_path(ref)))
 
     def cancel_sync(self, ref: SyncRef) -> bool:
-        """Bulk executions can be cancelled; model sync executions cannot (the API has no call for it)."""
-        if ref.baseline.get("kind") == "model":
-            return False
+        """Cancel this execution (bulk or model), never another one of the same sync. ``False`` when it has
+        already ended (the API then answers 404 for a bulk execution, 400 for a model sync execution)."""
         try:
-            self._call("POST", f"/api/bulk/syncs/{ref.connector_id}/cancel")
-        except ApiNotFound:
-            return False  # nothing running any more
+            self._call("POST", self._execution_path(ref) + "/cancel", idempotent=True)
+        except (ApiNotFound, ApiValidationError):
+            if self.get_sync_status(ref).state.terminal:
+                return False
+            raise
         return True
 
     async def acancel_sync(self, ref: SyncRef) -> bool:
-        if ref.baseline.get("kind") == "model":
-            return False
         try:
-            await self._acall("POST", f"/api/bulk/syncs/{ref.connector_id}/cancel")
-        except ApiNotFound:
-            return False
+            await self._acall("POST", self._execution_path(ref) + "/cancel", idempotent=True)
+        except (ApiNotFound, ApiValidationError):
+            if (await self.aget_sync_status(ref)).state.terminal:
+                return False
+            raise
         return True
 
-    def find_active_sync(self, connector_id: str) -> SyncRef | None:
-        current = (self._call("GET", f"/api/bulk/syncs/{connector_id}/status") or {}).get("current_execution")
+    def find_active_sync(self, sync_id: str) -> SyncRef | None:
+        current = (self._call("GET", f"/api/bulk/syncs/{sync_id}/status") or {}).get("current_execution")
         if current and STATES.get(str(current.get("status")), SyncState.RUNNING) is SyncState.RUNNING:
-            return SyncRef(self.conn_type, connector_id, str(current["id"]), {"kind": "bulk"})
+            return SyncRef(self.conn_type, sync_id, str(current["id"]), {"kind": "bulk"})
         return None
 
     # -- links -------------------------------------------------------------------------------------------------------
-    def connector_url(self, connector_id: str) -> str | None:
-        return f"https://app.polytomic.com/connections/{connector_id}"
+    def connector_url(self, connection_id: str) -> str | None:
+        return f"https://app.polytomic.com/connections/{connection_id}"
 
     def sync_url(self, ref: SyncRef) -> str | None:
         if ref.baseline.get("kind") == "model":

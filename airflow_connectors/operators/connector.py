@@ -218,12 +218,14 @@ class SyncConnectorOperator(BaseOperator):
     """Trigger a sync / replication run and, unless ``wait_for_completion=False``, wait for it.
 
     :param conn_id: Airflow connection of the connector API (its type picks the hook).
-    :param connector_id: the connector (templated).
+    :param connector_id: the connector (templated; Polytomic: the bulk sync's id, or the model sync's id with
+        ``sync_options={"sync_kind": "model"}``).
     :param resync: ``False``, ``True`` for a full historical resync, or a list of tables to resync.
-    :param force: start even if a sync is in progress (Fivetran ``force``; CDC core: the active run is cancelled
-        and this one started).
-    :param schedule: set the connector's schedule first (CDC core / Polytomic: ``interval_seconds`` / ``cron``;
-        Fivetran: ``sync_frequency`` / ``daily_sync_time`` / ``schedule_type``), validated by the hook.
+    :param force: start even if a sync is in progress (Fivetran ``force``; CDC core and Polytomic: the active run
+        is cancelled and this one started once it has ended).
+    :param schedule: set the connector's schedule first (CDC core: ``interval_seconds`` / ``cron``; Polytomic: the
+        bulk sync's default schedule, ``frequency`` / ``minute`` / ``hour`` / ``day_of_week`` / ``day_of_month`` /
+        ``month``; Fivetran: ``sync_frequency`` / ``daily_sync_time`` / ``schedule_type``), validated by the hook.
     :param unpause: resume a paused connector first.
     :param sync_options: vendor-only options passed to the hook's ``trigger_sync`` (e.g. CDC ``mode``,
         Polytomic ``fetch_mode``).

@@ -66,6 +66,14 @@ def dropped() -> Fault:
     return Fault("drop")
 
 
+class HttpError(Exception):
+    """Raised by a handler: the request gets ``status`` and the fake's error body with this message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
     """Register a handler for ``method`` and a path regex (named groups become ``request.params``)."""
 
@@ -197,6 +205,8 @@ class FakeApi:
             try:
                 with self._lock:  # handlers mutate the fake's state
                     result = function(routed)
+            except HttpError as exc:  # the API refusing the request
+                return exc.status, self.error_body(exc.status, str(exc)), {}
             except Exception as exc:  # a bug in the fake (or a contract violation it detected): say so
                 self.failures.append(f"{request.method} {request.path}: {exc}")
                 return 500, self.error_body(500, f"fake {self.name} failed: {exc}"), {}
