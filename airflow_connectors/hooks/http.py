@@ -311,12 +311,3 @@ class HttpApiHook(ConnectorHook):
                         return self.unwrap(_json(response.text, response.headers.get("content-type", "")))
                     error, retryable = attempts.http_error(response.status_code, response.headers, response.text)
                 await asyncio.sleep(attempts.wait_before_retry(error, retryable, self.log))
-
-    # -- UI ------------------------------------------------------------------------------------------------------
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Base URL", "password": "Token"},
-            "placeholders": {"host": cls.default_url or "http://cdc.internal:8042"},
-        }

@@ -351,11 +351,9 @@ class SyncConnectorOperator(BaseOperator):
         status = getattr(self, "_finished", None)
         if status is None or not status.tables:
             return None
-        from airflow_connectors.lineage import operator_lineage, sync_datasets
+        from airflow_connectors.lineage import operator_lineage
 
-        hook = get_hook(self.conn_id)
-        connector = hook.get_connector(status.ref.connector_id) if status.ref.conn_type == "cdc_core" else None
-        return operator_lineage(*sync_datasets(status.ref.conn_type, connector, status.ref.connector_id, status.tables))
+        return operator_lineage(*get_hook(self.conn_id).lineage_datasets(status.ref, status.tables))
 
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
