@@ -2,7 +2,9 @@
 
 The dataset naming follows OpenLineage's conventions: ``postgres://host:port`` namespaces and
 ``database.schema.table`` names for the CDC core's source and sink; a SaaS API's tables are named under
-``<conn_type>://<connector id>``. The OpenLineage provider is optional: without it nothing here is imported.
+``<conn_type>://<connector id>``. Which naming a sync gets is the hook's to say
+(:meth:`ConnectorHook.lineage_datasets <airflow_connectors.hooks.base.ConnectorHook.lineage_datasets>`). The
+OpenLineage provider is optional: without it nothing here is imported.
 """
 
 from __future__ import annotations
@@ -32,12 +34,6 @@ def cdc_datasets(connector: dict[str, Any], tables: Sequence[str]) -> tuple[list
 def saas_datasets(conn_type: str, connector_id: str, tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
     """What a SaaS sync reports: the tables it wrote, under the connector (their real location is the vendor's)."""
     return [], [(f"{conn_type}://{connector_id}", table) for table in tables]
-
-
-def sync_datasets(conn_type: str, connector: dict[str, Any] | None, connector_id: str, tables: Sequence[str]):  # type: ignore[no-untyped-def]
-    if conn_type == "cdc_core" and connector is not None:
-        return cdc_datasets(connector, tables)
-    return saas_datasets(conn_type, connector_id, tables)
 
 
 def operator_lineage(inputs: list[Dataset], outputs: list[Dataset]) -> Any:

@@ -144,7 +144,8 @@ def main() -> int:
             run = service.get(f"/connectors/{connector['connector']['id']}/runs/{connector['run_id']}")
             runs.append(run)
             say(
-                f"run {round_number}: {run['state']} in {time.monotonic() - round_started:.1f}s, run id {run['run_id']}, "
+                f"run {round_number}: {run['state']} in {time.monotonic() - round_started:.1f}s,"
+                f" run id {run['run_id']}, "
                 + ", ".join(f"{table} {stats['rows']} rows" for table, stats in sorted(run["tables"].items()))
             )
             if round_number == 1:

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import jsonschema
 
-from airflow_connectors.cdc.connectors.patch import merge_patch
 from airflow_connectors.hooks.base import SyncRef, SyncStatus
 from airflow_connectors.hooks.http import HttpApiHook
+from airflow_connectors.merge_patch import merge_patch
 
 UPDATABLE = frozenset({"data", "description", "name"})
 MASK_MARKERS = ("****",)
@@ -150,11 +150,3 @@ class B3osHook(HttpApiHook):
         except Exception as exc:  # shown in the UI; the HTTP layer's messages carry no secret
             return False, str(exc)
         return True, "B3OS API reachable, token accepted"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Base URL (optional)", "password": "API token"},
-            "placeholders": {"host": cls.default_url},
-        }

@@ -8,11 +8,16 @@ arguments, validated before any request is sent.
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
+
+from airflow_connectors.lineage import Dataset, saas_datasets
+from airflow_connectors.waiting import poll_schedule
 
 
 class SyncState(enum.StrEnum):
@@ -79,6 +84,55 @@ class SyncStatus:
         data["tables"] = list(self.tables)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SyncStatus:
+        """The inverse of :meth:`to_dict` (a status travels through trigger events as JSON)."""
+        return cls(
+            state=SyncState(data["state"]),
+            raw_state=str(data["raw_state"]),
+            ref=SyncRef.from_dict(data["ref"]),
+            message=data.get("message"),
+            rows=data.get("rows"),
+            lag_bytes=data.get("lag_bytes"),
+            lag_seconds=data.get("lag_seconds"),
+            tables=tuple(data.get("tables") or ()),
+            details=dict(data.get("details") or {}),
+        )
+
+    @property
+    def label(self) -> str:
+        """How messages name the run: by its id where the API has run ids."""
+        ref = self.ref
+        return f"connector {ref.connector_id} run {ref.run_id}" if ref.run_id else f"connector {ref.connector_id} sync"
+
+    def describe(self) -> str:
+        """One log line per poll: run, state, rows, lag, tables (never a connection detail)."""
+        text = f"{self.label}: {self.state.value} ({self.raw_state})"
+        if self.rows is not None:
+            text += f", rows {self.rows}"
+        if self.lag_bytes is not None:
+            text += f", lag {self.lag_bytes} bytes"
+        if self.lag_seconds is not None:
+            text += f", lag {self.lag_seconds:.1f} s"
+        if self.tables:
+            text += f", {len(self.tables)} tables"
+        return text
+
+    def failure(self, *, min_rows: int | None = None, max_lag_bytes: int | None = None) -> str | None:
+        """Why this status fails the task, or ``None`` for a success (meeting the optional assertions): failed and
+        cancelled runs are failures with the run's own error, and so is a run still going."""
+        if self.state is SyncState.FAILED:
+            return f"{self.label} failed: {self.message or self.raw_state}"
+        if self.state is SyncState.CANCELLED:
+            return f"{self.label} was cancelled" + (f": {self.message}" if self.message else "")
+        if self.state is SyncState.RUNNING:
+            return f"{self.label} is still running"
+        if min_rows is not None and (self.rows is None or self.rows < min_rows):
+            return f"{self.label} moved {self.rows} rows, fewer than min_rows={min_rows}"
+        if max_lag_bytes is not None and self.lag_bytes is not None and self.lag_bytes > max_lag_bytes:
+            return f"{self.label} ended {self.lag_bytes} bytes behind, more than max_lag_bytes={max_lag_bytes}"
+        return None
+
 
 class ConnectorHook(BaseHook, ABC):
     """Common interface of the four connector hooks (same names, same return types).
@@ -88,8 +142,17 @@ class ConnectorHook(BaseHook, ABC):
     API errors and ``ValueError`` naming the field for input rejected locally before any request.
     """
 
+    conn_type: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    hook_name: ClassVar[str]
     conn_name_attr: ClassVar[str] = "conn_id"
     connector_id_key: ClassVar[str] = "id"
+    # Poll failures a wait rides out until its deadline (the HTTP layer already spent its retries on them).
+    transient_errors: ClassVar[tuple[type[Exception], ...]] = ()
+
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
 
     # -- connectors -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -144,6 +207,48 @@ class ConnectorHook(BaseHook, ABC):
     @abstractmethod
     def find_active_sync(self, connector_id: str) -> SyncRef | None:
         """The sync still running for this connector, if any: lets a retried task re-attach to it."""
+
+    # -- waiting ----------------------------------------------------------------------------------------------
+    def poll_sync(self, ref: SyncRef) -> SyncStatus | None:
+        """One status read, logged; ``None`` when it failed transiently (see :attr:`transient_errors`)."""
+        try:
+            status = self.get_sync_status(ref)
+        except self.transient_errors as exc:
+            self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
+            return None
+        self.log.info("%s", status.describe())
+        return status
+
+    async def apoll_sync(self, ref: SyncRef) -> SyncStatus | None:
+        """The async twin of :meth:`poll_sync`, for triggers."""
+        try:
+            status = await self.aget_sync_status(ref)
+        except self.transient_errors as exc:
+            self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
+            return None
+        self.log.info("%s", status.describe())
+        return status
+
+    def wait_for_sync(self, ref: SyncRef, *, deadline: float | None, poll_interval: float) -> SyncStatus | None:
+        """Poll until the sync ends or the deadline (epoch seconds) passes, on :func:`~airflow_connectors.waiting.
+        poll_schedule` (the trigger's async loop runs on the same schedule).
+
+        Returns the last status read: ended, or still running (``None`` if no read succeeded) when the deadline
+        came first, for the caller to cancel or fail. Errors other than transient ones propagate.
+        """
+        status: SyncStatus | None = None
+        for pause in poll_schedule(deadline, poll_interval):
+            time.sleep(pause)
+            status = self.poll_sync(ref) or status
+            if status is not None and status.state.terminal:
+                break
+        return status
+
+    # -- lineage ----------------------------------------------------------------------------------------------
+    def lineage_datasets(self, ref: SyncRef, tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
+        """OpenLineage inputs and outputs of a finished sync: by default the tables it wrote, under the
+        connector (a SaaS API does not say where they live)."""
+        return saas_datasets(self.conn_type, ref.connector_id, tables)
 
     # -- links ------------------------------------------------------------------------------------------------
     @abstractmethod

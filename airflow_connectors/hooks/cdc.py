@@ -10,27 +10,29 @@ bad patch, with the message the API would give.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
-from airflow_connectors.cdc.connectors.models import Connector, Schedule, Sink, Source
-from airflow_connectors.cdc.connectors.patch import PatchError, check_patch, check_required
+from airflow_connectors.cdc.connectors.models import Connector, Schedule
+from airflow_connectors.cdc.connectors.patch import PatchError, check_patch
+from airflow_connectors.cdc.runs.state_machine import ACTIVE_STATES, RunState
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 from airflow_connectors.hooks.postgres_connection import resolve_connection_references
+from airflow_connectors.lineage import Dataset, cdc_datasets
 
 API = "/api/v1"
 # How long ``trigger_sync(force=True)`` waits for the run it cancelled to end.
 FORCE_CANCEL_TIMEOUT = 120.0
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
-RUN_STATES = {
-    "queued": SyncState.RUNNING,
-    "snapshotting": SyncState.RUNNING,
-    "streaming": SyncState.RUNNING,
-    "succeeded": SyncState.SUCCESS,
-    "failed": SyncState.FAILED,
-    "cancelled": SyncState.CANCELLED,
+# The service's run states (its own state machine) as the common ones: every active state is running.
+SYNC_STATES = {
+    **dict.fromkeys(ACTIVE_STATES, SyncState.RUNNING),
+    RunState.SUCCEEDED: SyncState.SUCCESS,
+    RunState.FAILED: SyncState.FAILED,
+    RunState.CANCELLED: SyncState.CANCELLED,
 }
 
 
@@ -43,7 +45,7 @@ def _field_error(exc: ValidationError, prefix: str) -> ValueError:
 def run_status(ref: SyncRef, run: dict[str, Any]) -> SyncStatus:
     """A run of the service as the common status (rows, lag and tables from the run)."""
     return SyncStatus(
-        state=RUN_STATES[run["state"]],
+        state=SYNC_STATES[RunState(run["state"])],
         raw_state=run["state"],
         ref=ref,
         message=run.get("error"),
@@ -100,17 +102,7 @@ class CdcHook(HttpApiHook):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")
         patch = resolve_connection_references(patch)
         try:
-            if current is None:  # without the stored connector: the type and required-field rules
-                for side, model in (("source", Source), ("sink", Sink)):
-                    sent = patch.get(side, {})
-                    if not isinstance(sent, dict):
-                        raise PatchError(side, "is required and must be an object with one variant key")
-                    for key, value in sent.items():
-                        if key not in model.model_fields or value is None:
-                            raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed")
-                check_required(Connector, patch, "")
-            else:
-                check_patch(Connector.model_validate(current), patch)
+            check_patch(Connector.model_validate(current) if current is not None else None, patch)
         except PatchError as exc:
             raise ValueError(str(exc)) from None
 
@@ -238,9 +230,13 @@ class CdcHook(HttpApiHook):
 
     def find_active_sync(self, connector_id: str) -> SyncRef | None:
         runs = self.list_runs(connector_id, limit=1)
-        if runs and RUN_STATES[runs[0]["state"]] is SyncState.RUNNING:
+        if runs and RunState(runs[0]["state"]) in ACTIVE_STATES:
             return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=runs[0]["run_id"])
         return None
+
+    def lineage_datasets(self, ref: SyncRef, tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
+        """Source tables in, sink tables out, where the connector says the two databases are."""
+        return cdc_datasets(self.get_connector(ref.connector_id), tables)
 
     # -- links ------------------------------------------------------------------------------------------------
     def connector_url(self, connector_id: str) -> str | None:

@@ -159,12 +159,11 @@ class FivetranHook(HttpApiHook):
     def create_connector(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
         """Create a connection (``group_id`` and ``service`` required). Fivetran has no idempotency keys: the
         create operator's ``if_exists`` (by schema name) is what makes retries safe."""
-        fields = {key: value for key, value in body.items() if key not in ("id",)}
+        fields = {key: value for key, value in body.items() if key != "id"}
         for required in ("group_id", "service"):
             if not fields.get(required):
                 raise ValueError(f"{required}: required to create a Fivetran connection")
-        rest = {key: value for key, value in fields.items() if key not in ("config", "auth")}
-        validate_fields({**rest, **{k: fields[k] for k in ("config", "auth") if k in fields}}, creating=True)
+        validate_fields(fields, creating=True)
         return dict(self._call("POST", API, json=fields))
 
     def get_connector(self, connector_id: str) -> dict[str, Any]:
@@ -284,14 +283,6 @@ class FivetranHook(HttpApiHook):
         except Exception as exc:  # shown in the UI; the HTTP layer's messages carry no secret
             return False, str(exc)
         return True, "Fivetran API reachable, credentials accepted"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "Base URL (optional)", "login": "API key", "password": "API secret"},
-            "placeholders": {"host": cls.default_url},
-        }
 
 
 def _tables_by_schema(tables: list[str]) -> dict[str, list[str]]:

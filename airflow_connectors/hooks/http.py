@@ -192,15 +192,12 @@ class HttpApiHook(ConnectorHook):
     """Base of the four hooks. A subclass names its connection type and public URL, and says how to authenticate
     (:meth:`auth_headers`) and where the payload sits in a response (:meth:`unwrap`)."""
 
-    conn_type: ClassVar[str]
     default_url: ClassVar[str] = ""
-    default_conn_name: ClassVar[str]
-    hook_name: ClassVar[str]
     base_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    transient_errors: ClassVar[tuple[type[Exception], ...]] = (ApiUnavailable, ApiRateLimited)
 
     def __init__(self, conn_id: str | None = None, *, retry: RetryPolicy | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.conn_id = conn_id or self.default_conn_name
+        super().__init__(conn_id, **kwargs)
         self._retry_override = retry
 
     # -- what subclasses define --------------------------------------------------------------------------------
@@ -314,12 +311,3 @@ class HttpApiHook(ConnectorHook):
                         return self.unwrap(_json(response.text, response.headers.get("content-type", "")))
                     error, retryable = attempts.http_error(response.status_code, response.headers, response.text)
                 await asyncio.sleep(attempts.wait_before_retry(error, retryable, self.log))
-
-    # -- UI ------------------------------------------------------------------------------------------------------
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Base URL", "password": "Token"},
-            "placeholders": {"host": cls.default_url or "http://cdc.internal:8042"},
-        }

@@ -15,9 +15,9 @@ import time
 import uuid
 from typing import Any, ClassVar
 
-from airflow_connectors.cdc.connectors.patch import merge_patch
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, ApiNotFound, ApiValidationError, HttpApiHook
+from airflow_connectors.merge_patch import merge_patch
 
 DEFAULT_VERSION = "2025-09-18"
 # How long ``trigger_sync(force=True)`` waits for the execution it cancelled to end (cancelling is asynchronous).
@@ -332,11 +332,3 @@ class PolytomicHook(HttpApiHook):
         except Exception as exc:  # shown in the UI; the HTTP layer's messages carry no secret
             return False, str(exc)
         return True, "Polytomic API reachable, key accepted"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Base URL (optional)", "password": "API key"},
-            "placeholders": {"host": cls.default_url},
-        }

@@ -14,9 +14,6 @@ starting the run and recording it), the API's refusal to start a second run (CDC
 
 from __future__ import annotations
 
-import ast
-import json
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -31,70 +28,11 @@ from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncState, Syn
 from airflow_connectors.hooks.http import ApiConflict, ApiNotFound
 from airflow_connectors.hooks.registry import get_hook, hook_for
 from airflow_connectors.links import CONNECTOR_URL_KEY, RUN_URL_KEY, ConnectorLink, ConnectorRunLink
-from airflow_connectors.triggers.sync import SyncTrigger, parse_event
-from airflow_connectors.waiting import (
-    TRANSIENT_ERRORS,
-    defer_timeout,
-    outcome_error,
-    progress_line,
-    status_from_dict,
-    wait_deadline,
-)
+from airflow_connectors.templated import as_bool, as_resync, load_json_object
+from airflow_connectors.triggers.sync import SyncEvent, SyncTrigger
+from airflow_connectors.waiting import defer_timeout, wait_deadline
 
 IfExists = Literal["fail", "reuse", "update"]
-
-
-def load_json_object(value: dict[str, Any] | str, *, field: str, base_dir: Path | None = None) -> dict[str, Any]:
-    """A dict as given, a JSON object (or a dict literal rendered from XCom) in a string, or a JSON file (relative
-    paths: next to the DAG file)."""
-    if isinstance(value, dict):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"{field}: expected a dict, a JSON string or a JSON file path, got {type(value).__name__}")
-    text = value.strip()
-    if not text.startswith("{"):
-        path = Path(text)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise ValueError(f"{field}: file {path} not found")
-        text = path.read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        try:  # a dict rendered by Jinja from an XCom is a Python literal, not JSON
-            data = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"{field}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{field}: expected a JSON object")
-    return data
-
-
-def as_bool(value: bool | str, *, field: str) -> bool:
-    """A flag that may arrive rendered from a template (``"{{ params.force }}"`` renders ``"True"``)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValueError(f"{field}: expected true or false, got {value!r}")
-
-
-def as_resync(value: bool | str | list[str]) -> bool | list[str]:
-    """``resync`` as given, or rendered from a template: ``"True"`` / ``"False"`` / a JSON or Python list."""
-    if isinstance(value, (bool, list)):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed = None
-        if isinstance(parsed, (list, tuple)) and all(isinstance(item, str) for item in parsed):
-            return list(parsed)
-    raise ValueError(f"resync: expected true, false or a list of tables, got {value!r}")
 
 
 def _dag_dir(context: Any) -> Path | None:
@@ -305,12 +243,16 @@ class SyncConnectorOperator(BaseOperator):
         if owned:
             self._owned = ref
         if self.deferrable:
-            status = hook.get_sync_status(ref)
-            self.log.info("%s", progress_line(status))
-            if not status.state.terminal:
+            status = hook.poll_sync(ref)
+            if status is None or not status.state.terminal:
                 self._defer(ref, deadline, owned)
         else:
-            status = self._wait(hook, ref, deadline)
+            status = hook.wait_for_sync(ref, deadline=deadline, poll_interval=self.poll_interval)
+        if status is None or not status.state.terminal:
+            outcome = self._cancel(hook, ref) if self._owned is not None else "run left running"
+            raise AirflowException(
+                f"connector {ref.connector_id} run {ref.run_id} still running at the deadline; {outcome}"
+            )
         return self._finish(context, status)
 
     def execute_complete(
@@ -322,12 +264,12 @@ class SyncConnectorOperator(BaseOperator):
         run this task started is kept) is the fallback."""
         known = SyncRef.from_dict(awaited) if awaited else self._stored_ref(context)
         expected = known or SyncRef.from_dict((event or {}).get("ref") or {"conn_type": "", "connector_id": ""})
-        event = parse_event(event, expected)
-        if event["status"] == "timeout":
-            raise AirflowException(f"connector {expected.connector_id} run {expected.run_id}: {event['message']}")
-        if event["sync"] is None:  # polling failed for good (an error event without a final state)
-            raise AirflowException(event["message"])
-        return self._finish(context, status_from_dict(event["sync"]))
+        ended = SyncEvent.from_payload(event, expected)
+        if ended.status == "timeout":
+            raise AirflowException(f"connector {expected.connector_id} run {expected.run_id}: {ended.message}")
+        if ended.sync is None:  # polling failed for good (an error event without a final state)
+            raise AirflowException(ended.message)
+        return self._finish(context, ended.sync)
 
     def on_kill(self) -> None:
         """Killed, or ``execution_timeout`` passed while polling: do not leave the run behind."""
@@ -396,24 +338,6 @@ class SyncConnectorOperator(BaseOperator):
             timeout=defer_timeout(deadline),
         )
 
-    def _wait(self, hook: ConnectorHook, ref: SyncRef, deadline: float | None) -> SyncStatus:
-        while True:
-            try:
-                status = hook.get_sync_status(ref)
-            except TRANSIENT_ERRORS as exc:  # the HTTP layer already retried: keep polling until the deadline
-                self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
-            else:
-                self.log.info("%s", progress_line(status))
-                if status.state.terminal:
-                    return status
-            remaining = None if deadline is None else deadline - time.time()
-            if remaining is not None and remaining <= 0:
-                outcome = self._cancel(hook, ref) if self._owned is not None else "run left running"
-                raise AirflowException(
-                    f"connector {ref.connector_id} run {ref.run_id} still running at the deadline; {outcome}"
-                )
-            time.sleep(self.poll_interval if remaining is None else min(self.poll_interval, remaining))
-
     def _cancel(self, hook: ConnectorHook, ref: SyncRef) -> str:
         try:
             cancelled = hook.cancel_sync(ref)
@@ -429,15 +353,13 @@ class SyncConnectorOperator(BaseOperator):
         status = getattr(self, "_finished", None)
         if status is None or not status.tables:
             return None
-        from airflow_connectors.lineage import operator_lineage, sync_datasets
+        from airflow_connectors.lineage import operator_lineage
 
-        hook = get_hook(self.conn_id)
-        connector = hook.get_connector(status.ref.connector_id) if status.ref.conn_type == "cdc_core" else None
-        return operator_lineage(*sync_datasets(status.ref.conn_type, connector, status.ref.connector_id, status.tables))
+        return operator_lineage(*get_hook(self.conn_id).lineage_datasets(status.ref, status.tables))
 
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
-        error = outcome_error(status)
+        error = status.failure()
         if error:
             raise AirflowException(error)
         summary = {k: v for k, v in status.to_dict().items() if k not in ("details", "ref")}
@@ -446,5 +368,5 @@ class SyncConnectorOperator(BaseOperator):
         if self.emit_assets and status.tables:
             uris = emit_table_assets(context, self.asset_alias, status)
             self.log.info("asset events for %d tables", len(uris))
-        self.log.info("%s", progress_line(status))
+        self.log.info("%s", status.describe())
         return status.ref.to_dict()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_connectors.hooks.base import ConnectorHook, SyncRef
+from airflow_connectors.hooks.cdc import CdcHook
 from airflow_connectors.sensors.sync import ConnectorSyncSensor
 
 
@@ -21,7 +22,6 @@ class ReplicationRunSensor(ConnectorSyncSensor):
         super().__init__(conn_id=conn_id, connector_id=connector_id, run_id=run_id, **kwargs)
 
     def _ref(self, hook: ConnectorHook) -> SyncRef:
-        conn_type = str(type(hook).conn_type)
-        if conn_type != "cdc_core":
-            raise ValueError(f"conn_id: {self.conn_id} is a {conn_type} connection, expected cdc_core")
+        if not isinstance(hook, CdcHook):
+            raise ValueError(f"conn_id: {self.conn_id} is a {hook.conn_type} connection, expected {CdcHook.conn_type}")
         return super()._ref(hook)

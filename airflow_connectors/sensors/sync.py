@@ -13,19 +13,12 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from airflow_connectors.hooks.base import ConnectorHook, SyncRef
+from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncStatus
 from airflow_connectors.hooks.registry import get_hook
 from airflow_connectors.links import RUN_URL_KEY, ConnectorRunLink
-from airflow_connectors.operators.connector import load_json_object
-from airflow_connectors.triggers.sync import SyncTrigger, parse_event
-from airflow_connectors.waiting import (
-    TRANSIENT_ERRORS,
-    defer_timeout,
-    outcome_error,
-    progress_line,
-    status_from_dict,
-    wait_deadline,
-)
+from airflow_connectors.templated import load_json_object
+from airflow_connectors.triggers.sync import SyncEvent, SyncTrigger
+from airflow_connectors.waiting import defer_timeout, wait_deadline
 
 
 class ConnectorSyncSensor(BaseSensorOperator):
@@ -66,7 +59,7 @@ class ConnectorSyncSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def _ref(self, hook: ConnectorHook) -> SyncRef:
-        conn_type = str(type(hook).conn_type)
+        conn_type = hook.conn_type
         if self.sync_ref is not None:
             ref = SyncRef.from_dict(load_json_object(self.sync_ref, field="sync_ref"))
             if ref.conn_type != conn_type:
@@ -77,19 +70,17 @@ class ConnectorSyncSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         hook = get_hook(self.conn_id)
         ref = self._ref(hook)
-        try:
-            status = hook.get_sync_status(ref)
-        except TRANSIENT_ERRORS as exc:  # the HTTP layer already retried; the next poke tries again
-            self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
-            return False
-        self.log.info("%s", progress_line(status))
-        if not status.state.terminal:
+        status = hook.poll_sync(ref)  # None after a transient failure: the next poke tries again
+        if status is None or not status.state.terminal:
             return False
         if url := hook.sync_url(ref):
             context["ti"].xcom_push(key=RUN_URL_KEY, value=url)
-        if error := outcome_error(status, min_rows=self.min_rows, max_lag_bytes=self.max_lag_bytes):
-            raise AirflowFailException(error)
+        self._check(status)
         return True
+
+    def _check(self, status: SyncStatus) -> None:
+        if error := status.failure(min_rows=self.min_rows, max_lag_bytes=self.max_lag_bytes):
+            raise AirflowFailException(error)
 
     def execute(self, context: Any) -> None:
         if not self.deferrable:
@@ -112,12 +103,10 @@ class ConnectorSyncSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         ref = self._ref(get_hook(self.conn_id))
-        event = parse_event(event, ref)
-        if event["status"] == "timeout":
-            raise AirflowSensorTimeout(f"connector {ref.connector_id} run {ref.run_id}: {event['message']}")
-        if event["sync"] is None:  # polling failed for good (an error event without a final state)
-            raise AirflowFailException(event["message"])
-        status = status_from_dict(event["sync"])
-        self.log.info("%s", progress_line(status))
-        if error := outcome_error(status, min_rows=self.min_rows, max_lag_bytes=self.max_lag_bytes):
-            raise AirflowFailException(error)
+        ended = SyncEvent.from_payload(event, ref)
+        if ended.status == "timeout":
+            raise AirflowSensorTimeout(f"connector {ref.connector_id} run {ref.run_id}: {ended.message}")
+        if ended.sync is None:  # polling failed for good (an error event without a final state)
+            raise AirflowFailException(ended.message)
+        self.log.info("%s", ended.sync.describe())
+        self._check(ended.sync)

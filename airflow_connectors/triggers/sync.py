@@ -8,15 +8,16 @@ Why it looks like this (lessons from other providers):
   on that deadline it cancels the external run (when asked) and fires a ``timeout`` event;
 - it never blocks the event loop: the hooks' async twins look connections up with ``BaseHook.aget_connection``;
 - a cancelled run is an event of its own, never a success (apache/airflow#35597);
-- events carry the run id and are validated on resume (:func:`parse_event`).
+- events carry the run id and are validated on resume (:meth:`SyncEvent.from_payload`);
+- it polls on the same schedule as the blocking wait (:func:`airflow_connectors.waiting.poll_schedule`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
 
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -24,46 +25,73 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiError
 from airflow_connectors.hooks.registry import hook_for
-from airflow_connectors.waiting import TRANSIENT_ERRORS, progress_line
+from airflow_connectors.waiting import poll_schedule
 
-EVENT_STATUSES = frozenset({"success", "error", "cancelled", "timeout"})
-_EVENT_FOR_STATE = {SyncState.SUCCESS: "success", SyncState.FAILED: "error", SyncState.CANCELLED: "cancelled"}
-_EVENT_FOR_STATE_VALUE = {state.value: event for state, event in _EVENT_FOR_STATE.items()}
+EventStatus = Literal["success", "error", "cancelled", "timeout"]
+_EVENT_FOR_STATE: dict[SyncState, EventStatus] = {
+    SyncState.SUCCESS: "success",
+    SyncState.FAILED: "error",
+    SyncState.CANCELLED: "cancelled",
+}
+_EVENT_FOR_STATE_VALUE: dict[Any, str] = {state.value: event for state, event in _EVENT_FOR_STATE.items()}
 # How long ``on_kill`` / a deadline may spend cancelling the external run.
 CANCEL_TIMEOUT_SECONDS = 20.0
 
 
-def sync_event(status: str, message: str, ref: SyncRef, sync: SyncStatus | None = None) -> dict[str, Any]:
-    """A terminal event payload: ``status`` in :data:`EVENT_STATUSES`, a message, the run id and the last status."""
-    return {
-        "status": status,
-        "message": message,
-        "run_id": ref.run_id,
-        "ref": ref.to_dict(),
-        "sync": sync.to_dict() if sync is not None else None,
-    }
+@dataclass(frozen=True)
+class SyncEvent:
+    """The one event :class:`SyncTrigger` fires: built, checked and decoded here.
 
+    ``sync`` is the last status read: the final one for ``success`` / ``error`` / ``cancelled``; for ``timeout``
+    the one the deadline found (or none); none for an ``error`` where polling failed for good.
+    """
 
-def parse_event(event: Any, ref: SyncRef) -> dict[str, Any]:
-    """Check an event the task resumes with: a dict, a known status, a message, and the run this task waits for."""
-    if not isinstance(event, dict):
-        raise AirflowException(f"unexpected trigger event {type(event).__name__}: expected a dict")
-    status = event.get("status")
-    if status not in EVENT_STATUSES:
-        raise AirflowException(f"unexpected trigger event status {status!r}")
-    if not isinstance(event.get("message"), str):
-        raise AirflowException("trigger event without a message")
-    if event.get("run_id") != ref.run_id or (event.get("ref") or {}).get("connector_id") != ref.connector_id:
-        raise AirflowException(
-            f"trigger event for run {event.get('run_id')!r} does not match the awaited run {ref.run_id!r}"
+    status: EventStatus
+    message: str
+    ref: SyncRef
+    sync: SyncStatus | None = None
+
+    @classmethod
+    def ended(cls, status: SyncStatus) -> SyncEvent:
+        return cls(
+            _EVENT_FOR_STATE[status.state], status.message or f"run ended {status.raw_state}", status.ref, status
         )
-    sync = event.get("sync")
-    if status == "timeout" or (status == "error" and sync is None):  # no final state: deadline, or polling failed
-        return event
-    state = sync.get("state") if isinstance(sync, dict) else None
-    if _EVENT_FOR_STATE_VALUE.get(state) != status:
-        raise AirflowException(f"trigger event {status!r} does not match the run state {state!r}")
-    return event
+
+    def to_payload(self) -> dict[str, Any]:
+        """JSON for the trigger event; carries the run id the task checks on resume."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "run_id": self.ref.run_id,
+            "ref": self.ref.to_dict(),
+            "sync": self.sync.to_dict() if self.sync is not None else None,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Any, awaited: SyncRef) -> SyncEvent:
+        """Check an event the task resumes with (a dict, a known status, a message, the awaited run, a final state
+        that matches the status) and decode it."""
+        if not isinstance(payload, dict):
+            raise AirflowException(f"unexpected trigger event {type(payload).__name__}: expected a dict")
+        status = payload.get("status")
+        if status not in get_args(EventStatus):
+            raise AirflowException(f"unexpected trigger event status {status!r}")
+        message = payload.get("message")
+        if not isinstance(message, str):
+            raise AirflowException("trigger event without a message")
+        if payload.get("run_id") != awaited.run_id or (payload.get("ref") or {}).get("connector_id") != (
+            awaited.connector_id
+        ):
+            raise AirflowException(
+                f"trigger event for run {payload.get('run_id')!r} does not match the awaited run {awaited.run_id!r}"
+            )
+        sync = payload.get("sync")
+        final = status != "timeout" and not (status == "error" and sync is None)  # deadline, or polling failed
+        state = sync.get("state") if isinstance(sync, dict) else None
+        if final and _EVENT_FOR_STATE_VALUE.get(state) != status:
+            raise AirflowException(f"trigger event {status!r} does not match the run state {state!r}")
+        decoded = SyncStatus.from_dict(sync) if isinstance(sync, dict) else None
+        return cls(cast(EventStatus, status), message, awaited, decoded)
 
 
 class SyncTrigger(BaseTrigger):
@@ -112,29 +140,20 @@ class SyncTrigger(BaseTrigger):
         hook = self._hook()
         ref = self.ref
         status: SyncStatus | None = None
-        while True:
+        for pause in poll_schedule(self.deadline, self.poll_interval):
+            await asyncio.sleep(pause)
             try:
-                status = await hook.aget_sync_status(ref)
-            except TRANSIENT_ERRORS as exc:  # the HTTP layer already retried: keep polling until the deadline
-                self.log.warning("polling run %s failed, will retry: %s", ref.run_id, exc)
+                status = await hook.apoll_sync(ref) or status
             except ApiError as exc:  # auth, not found...: polling again will not help; say why, without a secret
-                yield TriggerEvent(sync_event("error", f"polling run {ref.run_id} failed: {exc}", ref))
+                yield TriggerEvent(SyncEvent("error", f"polling run {ref.run_id} failed: {exc}", ref).to_payload())
                 return
-            else:
-                self.log.info("%s", progress_line(status))
-                if status.state.terminal:
-                    message = status.message or f"run ended {status.raw_state}"
-                    yield TriggerEvent(sync_event(_EVENT_FOR_STATE[status.state], message, ref, status))
-                    return
-            remaining = None if self.deadline is None else self.deadline - time.time()
-            if remaining is not None and remaining <= 0:
-                last = status.raw_state if status is not None else "unknown"
-                message = f"deadline passed while the run was {last}"
-                if self.owns_run:
-                    message += "; " + await self._cancel(hook)
-                yield TriggerEvent(sync_event("timeout", message, ref, status))
+            if status is not None and status.state.terminal:
+                yield TriggerEvent(SyncEvent.ended(status).to_payload())
                 return
-            await asyncio.sleep(self.poll_interval if remaining is None else min(self.poll_interval, remaining))
+        message = f"deadline passed while the run was {status.raw_state if status is not None else 'unknown'}"
+        if self.owns_run:
+            message += "; " + await self._cancel(hook)
+        yield TriggerEvent(SyncEvent("timeout", message, ref, status).to_payload())
 
     async def _cancel(self, hook: ConnectorHook) -> str:
         try:

@@ -191,3 +191,21 @@ def test_force_cancels_the_active_run_and_starts_another(hook: CdcHook, runs: Ru
     assert second.run_id != first.run_id
     assert runs.run(connector_id, str(first.run_id))["state"] == "cancelled"
     assert hook.cancel_sync(second) is True
+
+
+def test_run_states_are_the_services_own() -> None:
+    from airflow_connectors.cdc.runs.state_machine import ACTIVE_STATES, RunState
+    from airflow_connectors.hooks.cdc import SYNC_STATES
+
+    assert set(SYNC_STATES) == set(RunState)
+    assert {state for state, sync in SYNC_STATES.items() if sync is SyncState.RUNNING} == ACTIVE_STATES
+
+
+def test_lineage_names_the_connectors_databases(hook: CdcHook, runs: RunsClient) -> None:
+    connector = hook.create_connector(body(runs))
+    source = f"postgres://{runs.source['host']}:{runs.source['port']}"
+
+    inputs, outputs = hook.lineage_datasets(SyncRef("cdc_core", connector["id"], "r1"), ["public.t"])
+
+    assert inputs == [(source, f"{runs.source['database']}.public.t")]
+    assert outputs == [(source, f"{runs.source['database']}.public.t")]

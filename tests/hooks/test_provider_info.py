@@ -49,6 +49,33 @@ def test_connection_types_are_ours_and_secrets_are_password_fields() -> None:
                 assert field["schema"].get("format") == "password", name
 
 
+def test_the_connection_form_is_defined_once_in_the_provider_info() -> None:
+    for conn in INFO["connection-types"]:
+        hook = _import(conn["hook-class-name"])
+        for cls in hook.__mro__:
+            if cls.__module__.startswith("airflow_connectors."):
+                assert not {"get_ui_field_behaviour", "get_connection_form_widgets"} & set(vars(cls)), cls
+        if hook.default_url:  # the form shows the URL the hook uses when the host is left empty
+            assert conn["ui-field-behaviour"]["placeholders"]["host"] == hook.default_url
+
+
+def test_saas_hooks_merge_patches_without_the_cdc_service() -> None:
+    code = (
+        "import sys, airflow_connectors.hooks.polytomic, airflow_connectors.hooks.b3os;"
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_connectors.cdc')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_airflow_shows_the_provider_info_form(airflow_env) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers_manager import ProvidersManager
+
+    behaviour = ProvidersManager().field_behaviours["cdc_core"]
+    assert behaviour["relabeling"] == {"host": "Service URL", "password": "API token"}
+
+
 @pytest.mark.slow
 def test_airflow_providers_list_shows_the_provider(airflow_env) -> None:  # type: ignore[no-untyped-def]
     result = subprocess.run(

@@ -59,7 +59,8 @@ def test_sigkill_during_streaming(replication: Replication, start_cdc_service: C
     prepare(r, 300_000)
     assert r.wait(r.start())["state"] == "succeeded"
     r.on_source(
-        "BEGIN; UPDATE public.big SET v = v || 'x'; INSERT INTO public.events SELECT i, 'big tx' FROM generate_series(1, 50) i; COMMIT"
+        "BEGIN; UPDATE public.big SET v = v || 'x';"
+        " INSERT INTO public.events SELECT i, 'big tx' FROM generate_series(1, 50) i; COMMIT"
     )
     for batch in range(20):
         r.on_source(f"INSERT INTO public.events VALUES ({batch}, 'small tx')")

@@ -11,7 +11,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_connectors.hooks.base import SyncRef
-from airflow_connectors.triggers.sync import SyncTrigger, parse_event
+from airflow_connectors.triggers.sync import SyncEvent, SyncTrigger
 from tests.cdc.runs.client import RunsClient
 from tests.operators.cdc_support import wait_run_state
 
@@ -49,13 +49,13 @@ def _event(**changes: Any) -> dict[str, Any]:
 )
 def test_events_are_validated_on_resume(event: Any, error: str) -> None:
     with pytest.raises(AirflowException, match=error):
-        parse_event(event, REF)
+        SyncEvent.from_payload(event, REF)
 
 
 def test_valid_events_pass() -> None:
-    assert parse_event(_event(), REF)["status"] == "success"
-    assert parse_event(_event(status="timeout", sync=None), REF)["status"] == "timeout"
-    assert parse_event(_event(status="error", sync=None), REF)["status"] == "error"
+    assert SyncEvent.from_payload(_event(), REF).status == "success"
+    assert SyncEvent.from_payload(_event(status="timeout", sync=None), REF).status == "timeout"
+    assert SyncEvent.from_payload(_event(status="error", sync=None), REF).status == "error"
 
 
 async def _first_event(trigger: SyncTrigger) -> dict[str, Any]:
@@ -173,4 +173,4 @@ def test_a_run_that_cannot_be_polled_ends_in_an_error_event(cdc_conn: str, runs:
 
     assert payload["status"] == "error" and payload["sync"] is None
     assert "polling run no-such-run failed" in payload["message"] and "404" in payload["message"]
-    parse_event(payload, SyncRef.from_dict(_ref(connector_id, "no-such-run")))
+    SyncEvent.from_payload(payload, SyncRef.from_dict(_ref(connector_id, "no-such-run")))

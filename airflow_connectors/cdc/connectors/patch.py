@@ -1,4 +1,4 @@
-"""JSON Merge Patch (RFC 7396) and the connector's patch rules (immutable and required fields, masked secrets).
+"""The connector's patch rules (immutable and required fields, masked secrets) around JSON Merge Patch.
 
 Why a separate module: the same rules are applied by the service and, before sending anything, by the Airflow
 ``CdcHook`` (so a DAG fails at the task that built the bad patch, with the same message the API would give).
@@ -6,14 +6,14 @@ Why a separate module: the same rules are applied by the service and, before sen
 
 from __future__ import annotations
 
-import copy
 import types
 import typing
 from typing import Any, Union
 
 from pydantic import BaseModel, SecretStr
 
-from airflow_connectors.cdc.connectors.models import MASK, SECRET_KEYS, Connector, PostgresConnection
+from airflow_connectors.cdc.connectors.models import MASK, SECRET_KEYS, Connector, PostgresConnection, Sink, Source
+from airflow_connectors.merge_patch import merge_patch
 
 # Changing these would point an existing connector (its slot, its checkpoints) at another database.
 IMMUTABLE_CONNECTION_FIELDS = ("host", "port", "database")
@@ -28,19 +28,6 @@ class PatchError(ValueError):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396 section 2: objects merge recursively, ``null`` deletes, anything else (arrays too) replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def drop_masked_secrets(document: Any) -> Any:
@@ -123,23 +110,32 @@ def check_required(model: type[BaseModel], patch: dict[str, Any], path: str) -> 
             check_required(inner, value, where)
 
 
-def check_patch(current: Connector, patch: Any) -> None:
-    """Reject what a merge patch may not do to an existing connector, naming the field."""
+def check_patch(current: Connector | None, patch: Any) -> None:
+    """Reject what a merge patch may not do to an existing connector, naming the field.
+
+    Without ``current`` (a client checking before it sends), only the rules that need no stored connector are
+    applied: no unknown or removed source / sink type, no required field removed.
+    """
     if not isinstance(patch, dict):
         raise PatchError("", "a merge patch of a connector must be a JSON object")
-    if "id" in patch and patch["id"] != current.id:
+    if current is not None and "id" in patch and patch["id"] != current.id:
         raise PatchError("id", "is immutable")
-    for side in ("source", "sink"):
+    for side, model in (("source", Source), ("sink", Sink)):
         if side not in patch:
             continue
         sent = patch[side]
         if not isinstance(sent, dict):
             raise PatchError(side, "is required and must be an object with one variant key")
-        variant = getattr(current, side).variant
+        allowed = (getattr(current, side).variant,) if current is not None else tuple(model.model_fields)
         for key, value in sent.items():
-            if key != variant or value is None:
-                raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed (it is {variant!r})")
-        connection = sent[variant].get("connection") if isinstance(sent[variant], dict) else None
+            if key not in allowed or value is None:
+                now = f" (it is {allowed[0]!r})" if current is not None else ""
+                raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed{now}")
+        if current is None:
+            continue
+        variant = allowed[0]
+        body = sent.get(variant)
+        connection = body.get("connection") if isinstance(body, dict) else None
         if not isinstance(connection, dict):
             continue
         stored = getattr(getattr(current, side), variant).connection

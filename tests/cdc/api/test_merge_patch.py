@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from airflow_connectors.cdc.connectors.models import MASK, Connector
-from airflow_connectors.cdc.connectors.patch import PatchError, apply_patch, merge_patch
+from airflow_connectors.cdc.connectors.patch import PatchError, apply_patch
+from airflow_connectors.merge_patch import merge_patch
 
 RFC7396_APPENDIX_A: list[tuple[Any, Any, Any]] = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),

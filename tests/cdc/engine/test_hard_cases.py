@@ -24,7 +24,8 @@ def test_toasted_values_survive_updates_that_do_not_change_them(pair: Pair) -> N
     pair.run()
     pair.on_source(
         "UPDATE public.docs SET n = n + 1",  # body arrives as 'unchanged TOAST'
-        f"BEGIN; INSERT INTO public.docs VALUES (100, {RANDOM_TEXT}, 0); UPDATE public.docs SET n = 5 WHERE id = 100; COMMIT",
+        f"BEGIN; INSERT INTO public.docs VALUES (100, {RANDOM_TEXT}, 0);"
+        " UPDATE public.docs SET n = 5 WHERE id = 100; COMMIT",
     )
     pair.run()
     assert checksum(pair.source, "public.docs") == checksum(pair.sink, "replica.docs")
@@ -39,7 +40,8 @@ def test_truncate_in_order(pair: Pair) -> None:
     )
     pair.run()
     pair.on_source(
-        "BEGIN; INSERT INTO public.t VALUES (500, 'before'); TRUNCATE public.t; INSERT INTO public.t VALUES (1, 'after'); COMMIT"
+        "BEGIN; INSERT INTO public.t VALUES (500, 'before'); TRUNCATE public.t;"
+        " INSERT INTO public.t VALUES (1, 'after'); COMMIT"
     )
     pair.run()
     assert (
@@ -77,7 +79,8 @@ def test_type_coverage_value_for_value(pair: Pair) -> None:
         "CREATE DOMAIN public.positive AS integer CHECK (VALUE > 0)",
         """CREATE TABLE public.kinds (
             id int PRIMARY KEY, n numeric(20, 6), t text, b bytea, u uuid, j json, jb jsonb, ints int[], texts text[],
-            m public.mood, moods public.mood[], p public.positive, ts timestamptz, iv interval, f float8, bo boolean)""",
+            m public.mood, moods public.mood[], p public.positive, ts timestamptz, iv interval, f float8,
+            bo boolean)""",
         """INSERT INTO public.kinds VALUES
             (1, 12345678901234.123456, E'tab\\there\\nnewline \\\\ back', '\\x00ff10', gen_random_uuid(),
              '{"a": [1, 2]}', '{"b": {"c": null}}', '{1,NULL,3}', '{"x y","q\\"uote",NULL}', 'happy', '{sad,ok}', 7,
@@ -87,7 +90,8 @@ def test_type_coverage_value_for_value(pair: Pair) -> None:
     pair.run()
     pair.on_source(
         "INSERT INTO public.kinds SELECT 3, n * -1, t || 'é', b || '\\x01', gen_random_uuid(), j, jb, ints || 4, texts,"
-        " 'sad', moods || 'happy'::public.mood, p + 1, ts + interval '1 day', iv * 2, -f, NOT bo FROM public.kinds WHERE id = 1",
+        " 'sad', moods || 'happy'::public.mood, p + 1, ts + interval '1 day', iv * 2, -f, NOT bo"
+        " FROM public.kinds WHERE id = 1",
         "UPDATE public.kinds SET jb = '{\"updated\": true}', t = NULL WHERE id = 1",
     )
     _, reporter = pair.run()

@@ -56,7 +56,8 @@ def test_slot_dropped_by_someone_else_fails_with_the_remedy_and_resync_recovers(
     pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY)", "INSERT INTO public.t VALUES (1)")
     pair.run()
     pair.on_source(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name LIKE 'airflow_connectors_test%'"
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+        " WHERE slot_name LIKE 'airflow_connectors_test%'"
     )
     with pytest.raises(SlotLostError, match="resync=true"):
         pair.run()
