@@ -60,7 +60,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             " NOT NULL DEFAULT now())"
         )
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        files = sorted(entry for entry in resources.files(MIGRATIONS_PACKAGE).iterdir() if entry.name.endswith(".sql"))
+        files = [entry for entry in resources.files(MIGRATIONS_PACKAGE).iterdir() if entry.name.endswith(".sql")]
         for entry in sorted(files, key=lambda item: item.name):
             version = entry.name.removesuffix(".sql")
             if version in done:
@@ -69,6 +69,18 @@ def migrate(conn: psycopg.Connection[Any]) -> list[str]:
             conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
             applied_now.append(version)
     return applied_now
+
+
+def check_secret_key(conn: psycopg.Connection[Any], secrets: SecretBox) -> None:
+    """Decrypt the oldest and the newest stored connector: a wrong key fails here, at startup, with
+    :data:`~airflow_connectors.cdc.secrets.WRONG_KEY`, instead of in every run and read (or, worse, writing new
+    secrets with a second key next to the old ones)."""
+    rows = conn.execute(
+        "(SELECT document FROM connectors ORDER BY seq LIMIT 1) UNION ALL"
+        " (SELECT document FROM connectors ORDER BY seq DESC LIMIT 1)"
+    ).fetchall()
+    for (document,) in rows:
+        secrets.decrypt(document)
 
 
 class ConnectorStore:

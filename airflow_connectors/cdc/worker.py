@@ -42,7 +42,7 @@ from airflow_connectors.cdc.run_models import Run
 from airflow_connectors.cdc.run_reporter import StoreReporter
 from airflow_connectors.cdc.runs import LeaseLost, RunNotFound, RunState, transition
 from airflow_connectors.cdc.scheduler import Scheduler
-from airflow_connectors.cdc.secrets import SecretBox
+from airflow_connectors.cdc.secrets import SecretBox, SecretKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +336,11 @@ def run_one(
 ) -> None:
     """Execute one claimed run to its end (or until this process is asked to stop)."""
     run = Run.from_row(row)
-    connector = load_connector(conn, settings, run.connector_id)
+    try:
+        connector = load_connector(conn, settings, run.connector_id)
+    except SecretKeyError as exc:  # a wrong key fails the run with the remedy; it must not kill the worker
+        record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error=str(exc)))
+        return
     if connector is None:
         record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error="the connector no longer exists"))
         return

@@ -18,7 +18,7 @@ from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_han
 from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.secrets import SecretBox
 from airflow_connectors.cdc.settings import ServiceSettings
-from airflow_connectors.cdc.store import ConnectorStore, migrate
+from airflow_connectors.cdc.store import ConnectorStore, check_secret_key, migrate
 from airflow_connectors.cdc.validation import ValidationLimits
 from airflow_connectors.cdc.worker import WorkerOptions, start_workers
 
@@ -63,6 +63,14 @@ def check_settings(settings: ServiceSettings) -> None:
     SecretBox(settings.secret_key.get_secret_value())  # fails early on a malformed key
 
 
+def open_state(settings: ServiceSettings) -> list[str]:
+    """Migrate the state store and prove the secret key decrypts what it holds (raises ``SecretKeyError``)."""
+    with psycopg.connect(settings.dsn(), autocommit=True) as conn:
+        applied = migrate(conn)
+        check_secret_key(conn, SecretBox(settings.secret_key.get_secret_value()))
+    return applied
+
+
 def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = None) -> FastAPI:
     """``workers``: options of this process's run workers (default from settings; processes=0 for API only)."""
     check_settings(settings)
@@ -72,8 +80,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with psycopg.connect(settings.dsn(), autocommit=True) as conn:
-            applied = migrate(conn)
+        applied = open_state(settings)
         if applied:
             logger.info("state store migrated: %s", ", ".join(applied))
         app.state.limits = Limits(settings)

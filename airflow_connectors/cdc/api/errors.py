@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_connectors.cdc.secrets import SecretKeyError
+
 
 class ErrorDetail(BaseModel):
     code: str
@@ -106,13 +108,21 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
         return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=exc.headers
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
         )
 
     @app.exception_handler(psycopg.DataError)
     async def _unstorable(_: Request, exc: psycopg.DataError) -> JSONResponse:
         # e.g. a NUL character in a path or query value: PostgreSQL text cannot hold it.
         return error_response(422, "invalid_value", "a value in the request cannot be stored (NUL characters?)")
+
+    @app.exception_handler(SecretKeyError)
+    async def _wrong_key(_: Request, exc: SecretKeyError) -> JSONResponse:
+        # A configuration fault of the service, not of the request: say which and how to fix it (no key in it).
+        return error_response(500, "secret_key_mismatch", str(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
