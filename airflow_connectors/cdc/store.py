@@ -92,6 +92,7 @@ class ConnectorStore:
             min_size=1,
             max_size=max_size,
             timeout=timeout,
+            check=ConnectionPool.check_connection,  # a connection gone stale (state store restarted) is replaced
             open=True,
             name="cdc-state",
         )
