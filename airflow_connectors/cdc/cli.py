@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
-from airflow_connectors.cdc.connectors.secrets import SecretBox
+from airflow_connectors.cdc.connectors.secrets import SecretBox, SecretKeyError
 from airflow_connectors.cdc.settings import ServiceSettings
 
 
@@ -70,7 +70,7 @@ def _settings(args: argparse.Namespace, defaults: dict[str, str]) -> ServiceSett
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from airflow_connectors.cdc.api.app import UnsafeConfiguration, create_app
+    from airflow_connectors.cdc.api.app import UnsafeConfiguration, create_app, open_state
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     embedded = None
@@ -91,6 +91,15 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     except (UnsafeConfiguration, ValueError) as exc:
         print(f"airflow-connectors-cdc: {exc}", file=sys.stderr)
+        return 2
+    try:  # before serving: a state store that is down or a wrong key is said once, plainly
+        open_state(settings)
+    except SecretKeyError as exc:
+        print(f"airflow-connectors-cdc: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"airflow-connectors-cdc: cannot use the state store (CDC_STATE_DSN): {reason}", file=sys.stderr)
         return 2
     url = f"http://{settings.host}:{settings.port}"
     print(f"CDC core service: {url}  (API docs: {url}/docs, OpenAPI: {url}/openapi.json)", flush=True)

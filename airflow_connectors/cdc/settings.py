@@ -17,6 +17,9 @@ class ServiceSettings(BaseSettings):
     allow_unauthenticated: bool = Field(
         False, description="Serve without a token. Only accepted when listening on loopback."
     )
+    docs_need_token: bool = Field(
+        False, description="/docs, /redoc and /openapi.json need the token too (by default they do not: no data)."
+    )
     host: str = "127.0.0.1"
     port: int = 8042
     max_body_bytes: int = Field(1024 * 1024, description="Larger request bodies get 413.")

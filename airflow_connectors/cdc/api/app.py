@@ -10,14 +10,17 @@ from typing import Any
 
 import psycopg
 from fastapi import Depends, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
+from airflow_connectors.cdc.api.deps import printable_path_ids
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
 from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.connectors.secrets import SecretBox
-from airflow_connectors.cdc.connectors.store import ConnectorStore, migrate
+from airflow_connectors.cdc.connectors.store import ConnectorStore, check_secret_key, migrate
 from airflow_connectors.cdc.connectors.validation import ValidationLimits
 from airflow_connectors.cdc.runs.pool import WorkerOptions, start_workers
 from airflow_connectors.cdc.runs.scheduler import SchedulerThread
@@ -28,7 +31,8 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = """The CDC core of airflow-connectors: PostgreSQL -> PostgreSQL replication, driven over HTTP.
 
 Wire-compatible with Supermetal's connector API for connectors; replication runs, validation and commands are
-ours. Every endpoint but `/health` needs `Authorization: Bearer <token>`. Errors always look like
+ours. Every endpoint but `/health` (and, unless `CDC_DOCS_NEED_TOKEN=true`, these documents) needs
+`Authorization: Bearer <token>`. Errors always look like
 `{"error": {"code", "message", "field"?}}`. Secrets (`password`, `ssl_key`) are write-only.
 """
 
@@ -64,6 +68,31 @@ def check_settings(settings: ServiceSettings) -> None:
     SecretBox(settings.secret_key.get_secret_value())  # fails early on a malformed key
 
 
+def open_state(settings: ServiceSettings) -> list[str]:
+    """Migrate the state store and prove the secret key decrypts what it holds (raises ``SecretKeyError``)."""
+    with psycopg.connect(settings.dsn(), autocommit=True) as conn:
+        applied = migrate(conn)
+        check_secret_key(conn, SecretBox(settings.secret_key.get_secret_value()))
+    return applied
+
+
+def _private_docs(app: FastAPI) -> None:
+    """The documents behind the token (``CDC_DOCS_NEED_TOKEN=true``); a browser must then send the header itself."""
+    locked = [Depends(require_token)]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=locked)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=locked)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+    @app.get("/redoc", include_in_schema=False, dependencies=locked)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=app.title)
+
+
 def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = None) -> FastAPI:
     """``workers``: options of this process's run workers (default from settings; processes=0 for API only)."""
     check_settings(settings)
@@ -73,8 +102,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with psycopg.connect(settings.dsn(), autocommit=True) as conn:
-            applied = migrate(conn)
+        applied = open_state(settings)
         if applied:
             logger.info("state store migrated: %s", ", ".join(applied))
         app.state.limits = Limits(settings)
@@ -103,6 +131,10 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         lifespan=lifespan,
         separate_input_output_schemas=False,
         responses=ERROR_RESPONSES,
+        # With CDC_DOCS_NEED_TOKEN the documents are served by _private_docs, behind the token.
+        openapi_url=None if settings.docs_need_token else "/openapi.json",
+        docs_url=None if settings.docs_need_token else "/docs",
+        redoc_url=None if settings.docs_need_token else "/redoc",
     )
     app.state.api_token = settings.api_token.get_secret_value() if settings.api_token is not None else None
     app.state.validation_limits = ValidationLimits(settings.validation_deadline_seconds)
@@ -110,7 +142,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     for router in (routes_connectors.router, routes_runs.router, routes_validate.router):
-        app.include_router(router, dependencies=[Depends(require_token)])
+        app.include_router(router, dependencies=[Depends(require_token), Depends(printable_path_ids)])
 
     generate_openapi = app.openapi
 
@@ -120,6 +152,8 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if settings.docs_need_token:
+        _private_docs(app)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, Any]:

@@ -59,8 +59,19 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+def _storable(text: str) -> bool:
+    """No NUL and no lone surrogate (valid JSON escapes, but neither PostgreSQL nor UTF-8 can hold them)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_shape(value: Any) -> None:
-    """Refuse bodies nested deeper than :data:`MAX_DEPTH`, and NUL characters (PostgreSQL cannot store them)."""
+    """Refuse bodies nested deeper than :data:`MAX_DEPTH`, NUL characters and lone surrogates (unstorable)."""
     stack: list[tuple[Any, str, int]] = [(value, "", 1)]
     while stack:
         item, path, depth = stack.pop()
@@ -69,16 +80,21 @@ def _check_shape(value: Any) -> None:
         if isinstance(item, dict):
             for key, child in item.items():
                 where = f"{path}.{key}" if path else str(key)
-                if "\x00" in key:
-                    raise ApiProblem(422, "invalid_field", "field names cannot contain NUL characters")
+                if not _storable(key):
+                    raise ApiProblem(
+                        422, "invalid_field", "field names cannot contain NUL characters or lone surrogates"
+                    )
                 stack.append((child, where, depth + 1))
         elif isinstance(item, list):
             stack.extend(
                 (child, f"{path}.{index}" if path else str(index), depth + 1) for index, child in enumerate(item)
             )
-        elif isinstance(item, str) and "\x00" in item:
+        elif isinstance(item, str) and not _storable(item):
             raise ApiProblem(
-                422, "invalid_field", f"{path or 'body'}: NUL characters are not allowed", field=path or None
+                422,
+                "invalid_field",
+                f"{path or 'body'}: NUL characters and lone surrogates (\\ud800-\\udfff) are not allowed",
+                field=path or None,
             )
 
 

@@ -14,10 +14,19 @@ from starlette.concurrency import run_in_threadpool
 from airflow_connectors.cdc.api.errors import ApiProblem
 from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.connectors import slot_health
-from airflow_connectors.cdc.connectors.models import ConnectorResponse, ConnectorStatus, LastRun
+from airflow_connectors.cdc.connectors.models import ConnectorResponse, ConnectorStatus, LastRun, has_control_characters
 from airflow_connectors.cdc.connectors.store import ConnectorNotFound, ConnectorRecord, ConnectorStore
 from airflow_connectors.cdc.runs import store as run_store
 from airflow_connectors.cdc.runs.state_machine import ACTIVE_STATES, RunState
+
+
+def printable_path_ids(request: Request) -> None:
+    """Ids in paths reach the logs: control characters (CR/LF forging log lines) are refused, as at creation."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and has_control_characters(value):
+            raise ApiProblem(
+                422, "invalid_field", f"{name}: must not contain control or invisible formatting characters", field=name
+            )
 
 
 def get_store(request: Request) -> ConnectorStore:

@@ -13,8 +13,11 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from airflow_connectors.cdc.connectors.secrets import SecretKeyError
 
 
 class ErrorDetail(BaseModel):
@@ -38,6 +41,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "Request body over the limit"),
         (415, "Wrong content type"),
         (422, "Invalid field (named in error.field)"),
+        (429, "Too many validations at once (Retry-After)"),
+        (503, "State store busy or unavailable (Retry-After)"),
     )
 }
 
@@ -107,13 +112,34 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
         return error_response(
-            exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=exc.headers
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
         )
 
     @app.exception_handler(psycopg.DataError)
     async def _unstorable(_: Request, exc: psycopg.DataError) -> JSONResponse:
         # e.g. a NUL character in a path or query value: PostgreSQL text cannot hold it.
         return error_response(422, "invalid_value", "a value in the request cannot be stored (NUL characters?)")
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _store_unavailable(_: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        # The state store restarting or unreachable: the request did nothing, and can be sent again.
+        return error_response(
+            503, "state_store_unavailable", "the state store is unavailable; retry", headers={"Retry-After": "2"}
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(_: Request, exc: PoolTimeout) -> JSONResponse:
+        return error_response(
+            503, "service_busy", "no state-store connection became free in time; retry", headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(SecretKeyError)
+    async def _wrong_key(_: Request, exc: SecretKeyError) -> JSONResponse:
+        # A configuration fault of the service, not of the request: say which and how to fix it (no key in it).
+        return error_response(500, "secret_key_mismatch", str(exc))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,6 +44,20 @@ def _pg_identifier(value: str) -> str:
         raise ValueError("must not contain NUL characters")
     if len(value.encode()) > 63:
         raise ValueError("must be at most 63 bytes (PostgreSQL's identifier limit)")
+    return value
+
+
+# Control, format (bidi overrides, zero-width), line/paragraph separators and surrogates: they forge log lines.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in value)
+
+
+def _printable_id(value: str) -> str:
+    if has_control_characters(value):
+        raise ValueError("must not contain control or invisible formatting characters")
     return value
 
 
@@ -310,7 +325,7 @@ class Connector(_Model):
             return {**data, "schedule": None}
         return data
 
-    id: str = Field(
+    id: Annotated[str, AfterValidator(_printable_id)] = Field(
         min_length=1,
         max_length=128,
         description="Required by the schema; ignored by POST /connectors (server-generated), "

@@ -20,6 +20,13 @@ class SecretKeyError(ValueError):
     """The configured key cannot be used (malformed) or cannot decrypt what is stored (wrong key)."""
 
 
+WRONG_KEY = (
+    "CDC_SECRET_KEY cannot decrypt the stored secrets: it is not the key they were written with. Set the old key "
+    "back, or rotate keys with CDC_SECRET_KEY=new,old (comma-separated, newest first: old secrets still decrypt, "
+    "new ones use the new key)"
+)
+
+
 class SecretBox:
     def __init__(self, keys: str) -> None:
         try:
@@ -47,9 +54,7 @@ class SecretBox:
         try:
             return self._fernet.decrypt(value[len(PREFIX) :].encode()).decode()
         except InvalidToken:
-            raise SecretKeyError(
-                "CDC_SECRET_KEY cannot decrypt the stored secrets (wrong or rotated-out key)"
-            ) from None
+            raise SecretKeyError(WRONG_KEY) from None
 
     def _walk(self, document: Any, convert: Any) -> Any:
         if isinstance(document, dict):

@@ -93,6 +93,18 @@ def get_connector(
     return decode_record(secrets, row)
 
 
+def check_secret_key(conn: psycopg.Connection[Any], secrets: SecretBox) -> None:
+    """Decrypt the oldest and the newest stored connector: a wrong key fails here, at startup, with
+    :data:`~.secrets.WRONG_KEY`, instead of in every run and read (or, worse, writing new
+    secrets with a second key next to the old ones)."""
+    rows = conn.execute(
+        "(SELECT document FROM connectors ORDER BY seq LIMIT 1) UNION ALL"
+        " (SELECT document FROM connectors ORDER BY seq DESC LIMIT 1)"
+    ).fetchall()
+    for (document,) in rows:
+        secrets.decrypt(document)
+
+
 class ConnectorStore:
     def __init__(self, dsn: str, secrets: SecretBox, *, max_size: int = 10, timeout: float = 30.0) -> None:
         self.secrets = secrets
@@ -102,6 +114,7 @@ class ConnectorStore:
             min_size=1,
             max_size=max_size,
             timeout=timeout,
+            check=ConnectionPool.check_connection,  # a connection gone stale (state store restarted) is replaced
             open=True,
             name="cdc-state",
         )

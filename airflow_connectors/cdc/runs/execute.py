@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from airflow_connectors.cdc.connectors.models import Connector
-from airflow_connectors.cdc.connectors.secrets import SecretBox, scrub, secret_values
+from airflow_connectors.cdc.connectors.secrets import SecretBox, SecretKeyError, scrub, secret_values
 from airflow_connectors.cdc.connectors.store import ConnectorNotFound, get_connector
 from airflow_connectors.cdc.engine.interface import (
     EngineError,
@@ -161,7 +161,11 @@ def run_one(
 ) -> None:
     """Execute one claimed run to its end (or until this process is asked to stop)."""
     run = Run.from_row(row)
-    connector = load_connector(conn, secrets, run.connector_id)
+    try:
+        connector = load_connector(conn, secrets, run.connector_id)
+    except SecretKeyError as exc:  # a wrong key fails the run with the remedy; it must not kill the worker
+        record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error=str(exc)))
+        return
     if connector is None:
         record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error="the connector no longer exists"))
         return
