@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import multiprocessing.synchronize
 import os
+import re
 import socket
 import threading
 import time
@@ -37,7 +38,7 @@ from airflow_connectors.cdc.engine.interface import (
     StopCheck,
     TransientEngineError,
 )
-from airflow_connectors.cdc.models import Connector
+from airflow_connectors.cdc.models import MASK, Connector
 from airflow_connectors.cdc.run_models import Run
 from airflow_connectors.cdc.run_reporter import StoreReporter
 from airflow_connectors.cdc.runs import LeaseLost, RunNotFound, RunState, transition
@@ -202,9 +203,17 @@ def secret_values(model: Any) -> list[str]:
     return []
 
 
+SCRUB_ANYWHERE_LENGTH = 8  # shorter secrets would match inside ordinary words ("x" in "syntax")
+
+
 def scrub(message: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        message = message.replace(secret, "********")
+    """Mask every occurrence of a secret of meaningful length; a short one only where it stands as a whole token
+    (``password=x``, ``user:x@host``, ``'x'``), so words around it are never mangled."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= SCRUB_ANYWHERE_LENGTH:
+            message = message.replace(secret, MASK)
+        else:
+            message = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", MASK, message)
     return message
 
 

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
+from airflow_connectors.cdc.engine.sink_schema import serialized_ddl
 
 _SCHEMA = sql.Identifier(STATE_SCHEMA)
 
@@ -25,6 +26,11 @@ class TableState:
 
 
 def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
+    with serialized_ddl(conn):
+        _create_state_tables(conn)
+
+
+def _create_state_tables(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_SCHEMA))
     conn.execute(
         sql.SQL(
@@ -35,7 +41,8 @@ def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {}.table_states (connector_id text, source_table text, state text NOT NULL,"
-            " skip_until pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (connector_id, source_table))"
+            " skip_until pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (connector_id, source_table))"
         ).format(_SCHEMA)
     )
 

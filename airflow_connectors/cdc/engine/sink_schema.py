@@ -8,6 +8,8 @@ in the sink could reject an intermediate state of a batch applied out of source 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -20,9 +22,23 @@ def table_ident(plan: TablePlan) -> sql.Identifier:
     return sql.Identifier(plan.sink_schema, plan.sink_table)
 
 
+@contextmanager
+def serialized_ddl(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """One transaction holding the sink's DDL lock: ``CREATE ... IF NOT EXISTS`` is not safe against a concurrent
+    twin (two connectors' first runs into one sink would fail with UniqueViolation), so creators take turns."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('airflow_connectors.sink_ddl'))")
+        yield
+
+
 def create_table(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
     """Create the sink table if it does not exist (an existing one is kept: runs resume, drift is handled later)."""
-    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(plan.sink_schema)))
+    with serialized_ddl(conn):
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(plan.sink_schema)))
+        _create_table(conn, plan)
+
+
+def _create_table(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
     columns = [
         sql.SQL("{} {}{}").format(
             sql.Identifier(column.name), sql.SQL(column.sink_type), sql.SQL(" NOT NULL" if column.not_null else "")
