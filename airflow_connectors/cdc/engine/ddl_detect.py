@@ -59,7 +59,8 @@ class TableFacts:
 _FACTS = """
 SELECT c.oid::bigint,
        ARRAY(SELECT ARRAY[l.relid::oid::bigint, coalesce(pg_relation_filenode(l.relid), 0)::bigint]
-             FROM pg_partition_tree(c.oid) l WHERE l.isleaf ORDER BY 1),
+             FROM (SELECT relid FROM pg_partition_tree(c.oid) WHERE isleaf UNION SELECT c.oid WHERE c.relkind = 'r') l
+             ORDER BY 1),
        ARRAY(SELECT json_build_array(a.attname, a.attnum, a.atthasmissing, a.attgenerated <> '', a.attidentity <> '',
                     ARRAY(SELECT e.oid::text || ':' || e.enumlabel FROM pg_enum e
                           WHERE e.enumtypid IN (t.oid, t.typelem, t.typbasetype) ORDER BY e.enumsortorder))::text
