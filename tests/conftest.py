@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres
+from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres, system_bin_dir
 from tests.fixtures.secret_scan import register_secret
 
 pytest_plugins = [
@@ -101,6 +101,20 @@ def pg_server() -> Iterator[PgServer]:
     yield server
     if embedded is not None:
         embedded.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg15_server() -> Iterator[PgServer]:
+    """A second major version for the engine's version-sensitive suites: Debian's PostgreSQL 15 programs
+    (package ``postgresql-15``), run as a throwaway cluster like the embedded 18."""
+    bin_dir = system_bin_dir(15)
+    if bin_dir is None:
+        pytest.skip("PostgreSQL 15 is not installed (apt-get install postgresql-15)")
+    pg = EmbeddedPostgres(os.path.join(tempfile.mkdtemp(prefix="airflow-connectors-test-pg15-"), "pg"), bin_dir=bin_dir)
+    pg.start()
+    register_secret(pg.password)
+    yield PgServer("127.0.0.1", pg.port, "postgres", pg.password, embedded=pg)
+    pg.destroy()
 
 
 @pytest.fixture

@@ -230,7 +230,15 @@ class MigrationStrategy(_Model):
         "keep", description="keep: the sink column stays (NULL in new rows); apply: drop it; fail: fail the run."
     )
     retyped_columns: Literal["fail", "apply"] = Field(
-        "fail", description="fail: fail the run with a message; apply: ALTER the sink column type."
+        "fail",
+        description="fail: fail the run with a message; apply: ALTER the sink column type (the table is copied "
+        "again when the change rewrote it, e.g. ALTER TYPE ... USING).",
+    )
+    dropped_tables: Literal["keep", "apply", "fail"] = Field(
+        "keep",
+        description="A source table no longer replicated (dropped, renamed, detached from a partitioned table "
+        "replicated as its root, or left out of the catalog): keep: its sink table stays, marked 'orphaned' in "
+        "_airflow_connectors.table_states and named in the run log; apply: drop the sink table; fail: fail the run.",
     )
 
 

@@ -6,6 +6,7 @@ can be rotated without downtime (Airflow's ``fernet_key`` rotation works the sam
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -81,8 +82,15 @@ def secret_values(model: Any) -> list[str]:
     return []
 
 
+SCRUB_ANYWHERE_LENGTH = 8  # shorter secrets would match inside ordinary words ("x" in "syntax")
+
+
 def scrub(message: str, secrets: list[str]) -> str:
-    """``message`` with every secret value replaced by the mask, before it is stored or logged."""
-    for secret in secrets:
-        message = message.replace(secret, MASK)
+    """Mask every occurrence of a secret of meaningful length; a short one only where it stands as a whole token
+    (``password=x``, ``user:x@host``, ``'x'``), so words around it are never mangled."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if len(secret) >= SCRUB_ANYWHERE_LENGTH:
+            message = message.replace(secret, MASK)
+        else:
+            message = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", MASK, message)
     return message

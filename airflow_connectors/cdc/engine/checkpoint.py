@@ -2,7 +2,10 @@
 
 ``checkpoints``: per connector, the source LSN up to which every change is in the sink (restart point).
 ``table_states``: per table, ``snapshotting`` until its copy committed, then ``ready``; ``skip_until`` is the LSN
-of the snapshot a resynced table was copied at (the stream skips that table's older changes).
+of the snapshot a resynced table was copied at (the stream skips that table's older changes). ``stale``: a change
+the WAL cannot carry was seen (the next run copies the table again, whatever happened to this one); ``orphaned``:
+the source table is no longer replicated and its sink table was kept (``migration_strategy.dropped_tables``).
+``table_shapes``: see ``shapes``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc.engine import shapes
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
+from airflow_connectors.cdc.engine.sink_schema import serialized_ddl
 
 _SCHEMA = sql.Identifier(STATE_SCHEMA)
 
@@ -25,6 +30,11 @@ class TableState:
 
 
 def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
+    with serialized_ddl(conn):
+        _create_state_tables(conn)
+
+
+def _create_state_tables(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_SCHEMA))
     conn.execute(
         sql.SQL(
@@ -39,6 +49,7 @@ def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
             " PRIMARY KEY (connector_id, source_table))"
         ).format(_SCHEMA)
     )
+    conn.execute(shapes.CREATE)
 
 
 def read_checkpoint(conn: psycopg.Connection[Any], connector_id: str) -> str | None:
@@ -83,8 +94,8 @@ def set_table_state(
 
 
 def forget(conn: psycopg.Connection[Any], connector_id: str) -> None:
-    """Start over (full resync): no checkpoint, no table state."""
-    for table in ("checkpoints", "table_states"):
+    """Start over (full resync): no checkpoint, no table state, no recorded shape."""
+    for table in ("checkpoints", "table_states", "table_shapes"):
         conn.execute(
             sql.SQL("DELETE FROM {}.{} WHERE connector_id = %s").format(_SCHEMA, sql.Identifier(table)),
             (connector_id,),

@@ -13,6 +13,17 @@ class ColumnPlan:
     sink_type: str  # type in the sink DDL: enums -> text, domains -> their base type
     type_oid: int
     not_null: bool
+    typmod: int = -1  # with type_oid, what a Relation message says of the column's type
+
+
+@dataclass(frozen=True)
+class GeneratedColumn:
+    """A stored generated column of a source older than PostgreSQL 18, whose WAL never carries its values: the
+    sink computes it with the source's expression (the expression is immutable, so the values are the source's)."""
+
+    name: str
+    sink_type: str
+    expression: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,7 @@ class TablePlan:
     replica_identity: str  # pg_class.relreplident: d(efault), f(ull), i(ndex), n(othing)
     relkind: str
     binary_safe: bool  # binary COPY would embed no type oid the sink may not share
+    generated: tuple[GeneratedColumn, ...] = ()  # computed by the sink, never copied nor streamed
 
     @property
     def name(self) -> str:

@@ -5,19 +5,28 @@ stream from the slot's consistent point. Later runs resume from the sink checkpo
 (new slot, every table copied again); ``resync=[tables]`` re-copies those tables at a fresh consistent point (a
 temporary slot's snapshot) while the others keep streaming, and the stream skips their changes already copied. A
 catch-up run writes its fence first and ends when the stream reaches it.
+
+Schema drift moves each sink table forward only (``drift``): the stream starts from the shapes recorded in the sink
+with its checkpoint; a table whose source changed in a way the WAL cannot carry (``ddl_detect``) is copied again
+through the same per-table resync, at run start, mid-stream, or at the fence, where the sink is also brought to the
+source's current catalog (nothing older is left to replay there). Sink tables whose source table is no longer
+replicated are kept (flagged), dropped or refused, as ``migration_strategy.dropped_tables`` says.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.connectors.models import Buffer, Connector
-from airflow_connectors.cdc.engine import checkpoint, sink_schema
-from airflow_connectors.cdc.engine.drift import align_sink_table
+from airflow_connectors.cdc.engine import checkpoint, shapes, sink_schema
+from airflow_connectors.cdc.engine.ddl_detect import TableFacts
+from airflow_connectors.cdc.engine.drift import Drift
 from airflow_connectors.cdc.engine.interface import (
     EngineError,
     EnginePhase,
@@ -42,7 +51,7 @@ from airflow_connectors.cdc.engine.slot import (
 )
 from airflow_connectors.cdc.engine.snapshot import copy_tables
 from airflow_connectors.cdc.engine.source_catalog import build_plans, secondary_indexes
-from airflow_connectors.cdc.engine.stream import StreamOptions, stream_changes
+from airflow_connectors.cdc.engine.stream import StreamOptions, StreamResult, stream_changes
 
 
 class _Run:
@@ -62,48 +71,149 @@ class _Run:
         return conn
 
     def execute(self) -> RunResult:
-        with (
-            self._session(self.source_ci, self.source_cfg.connection.operation_lock_timeout_seconds) as source,
-            self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink,
-        ):
+        with self._sessions() as (source, sink):
             checkpoint.ensure_state_schema(sink)
-            target = self.sink_cfg.target_schema
-            same_database = one_database(source, sink)
-            skip = target if same_database and target not in self.source_cfg.catalog.schemas else None
-            plans = build_plans(source, self.source_cfg, target, skip_schema=skip)
-            if same_database:
-                refuse_replicating_onto_itself(plans)
+            plans = self.plans(source, sink)
             ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
+            drift = self._drift(source, sink)
+            self.orphans(source, sink, plans, shapes.load(sink, self.connector.id))
             for plan in plans.values():
                 sink_schema.create_table(sink, plan)
-                align_sink_table(sink, plan, self.sink_cfg.migration_strategy)
             start = checkpoint.read_checkpoint(sink, self.connector.id)
             if start is None or self.request.resync is True:
                 start = self.initial_snapshot(source, sink, plans)
             else:
                 check_slot(slot_info(source, self.slot), self.slot)
-                states = checkpoint.table_states(sink, self.connector.id)
-                wanted = set(self.request.resync) if isinstance(self.request.resync, tuple) else set()
-                unknown = wanted - set(plans)
-                if unknown:
-                    raise EngineError(f"resync: {sorted(unknown)[0]} is not a replicated table of this connector")
-                # Tables new to the catalog, or whose resync copy was interrupted, are copied too.
-                wanted |= {name for name in plans if states.get(name) is None or states[name].state != "ready"}
+                wanted = self.tables_to_copy(drift, plans)
                 if wanted:
                     self.resync_tables(source, sink, [plans[name] for name in sorted(wanted)])
-            skip_until = {
-                name: state.skip_until
-                for name, state in checkpoint.table_states(sink, self.connector.id).items()
-                if state.skip_until is not None and name in plans
-            }
-            fence_lsn = None
+            fence_lsn, fence_catalog = None, None
             if self.request.mode is RunMode.CATCH_UP:
+                before = self.catalog(source, sink)
                 row = source.execute(
                     "SELECT pg_logical_emit_message(false, %s, %s)::text", (FENCE_PREFIX, self.request.run_id)
                 ).fetchone()
                 fence_lsn = row[0] if row else None
+                # The catalog as of the fence, when no DDL committed around it (else the next run aligns).
+                fence_catalog = before if self.catalog(source, sink) == before else None
             self.reporter.positions(start_lsn=start, fence_lsn=fence_lsn)
+            recorded = shapes.load(sink, self.connector.id)
         self.reporter.phase(EnginePhase.STREAMING)
+        # A table the stream copies again from here on is past the fence: the fence's catalog is older than it.
+        copied_after_fence: set[str] = set()
+        position, binary_allowed = start, all(plan.binary_safe and plan.key for plan in plans.values())
+        while True:
+            result = self._stream(position, recorded, binary_allowed=binary_allowed)
+            position = result.applied_lsn
+            if not result.resync:
+                break
+            with self._sessions() as (source, sink):
+                current = self.plans(source, sink)
+                self.resync_tables(source, sink, [current[name] for name in result.resync if name in current])
+                copied_after_fence |= set(result.resync)
+                recorded = shapes.load(sink, self.connector.id)
+        if result.reached_fence and fence_catalog is not None:
+            self.align_at_fence(result, fence_catalog, skip=copied_after_fence)
+        return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=position)
+
+    @contextmanager
+    def _sessions(self) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Connection[Any]]]:
+        with (
+            self._session(self.source_ci, self.source_cfg.connection.operation_lock_timeout_seconds) as source,
+            self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink,
+        ):
+            yield source, sink
+
+    def _drift(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> Drift:
+        return Drift(self.connector.id, self.sink_cfg.migration_strategy, source, sink)
+
+    def plans(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> dict[str, TablePlan]:
+        """The tables to replicate, as the source's catalog says now."""
+        target = self.sink_cfg.target_schema
+        same_database = one_database(source, sink)
+        skip = target if same_database and target not in self.source_cfg.catalog.schemas else None
+        plans = build_plans(source, self.source_cfg, target, skip_schema=skip)
+        if same_database:
+            refuse_replicating_onto_itself(plans)
+        return plans
+
+    def catalog(
+        self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]
+    ) -> tuple[dict[str, TablePlan], dict[str, TableFacts | None]]:
+        plans = self.plans(source, sink)
+        drift = self._drift(source, sink)
+        return plans, {name: drift.facts(plan) for name, plan in plans.items()}
+
+    def tables_to_copy(self, drift: Drift, plans: dict[str, TablePlan]) -> set[str]:
+        """Tables to copy again before streaming: asked for, new, interrupted, stale, or changed on the source in a
+        way the WAL cannot carry (a change migration_strategy says to fail on fails the run here)."""
+        states = checkpoint.table_states(drift.sink, self.connector.id)
+        recorded = shapes.load(drift.sink, self.connector.id)
+        wanted = set(self.request.resync) if isinstance(self.request.resync, tuple) else set()
+        unknown = wanted - set(plans)
+        if unknown:
+            raise EngineError(f"resync: {sorted(unknown)[0]} is not a replicated table of this connector")
+        for name, plan in plans.items():
+            state = states.get(name)
+            if name in wanted:
+                continue
+            if state is None or state.state != "ready" or name not in recorded:
+                wanted.add(name)
+                continue
+            verdict = drift.judge(recorded[name], plan, drift.facts(plan))
+            if not verdict.clean:
+                self.reporter.log(f"{verdict.reason()}; copying the table again")
+                wanted.add(name)
+        return wanted
+
+    def orphans(
+        self,
+        source: psycopg.Connection[Any],
+        sink: psycopg.Connection[Any],
+        plans: dict[str, TablePlan],
+        recorded: dict[str, shapes.Shape],
+    ) -> None:
+        """Sink tables whose source table is no longer replicated here: kept and flagged, dropped, or refused."""
+        in_use = {(plan.sink_schema, plan.sink_table) for plan in plans.values()}
+        policy = self.sink_cfg.migration_strategy.dropped_tables
+        for name, shape in sorted(recorded.items()):
+            old = (shape.plan.sink_schema, shape.plan.sink_table)
+            if name in plans and old == (plans[name].sink_schema, plans[name].sink_table):
+                continue
+            now = source.execute(
+                "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",
+                (shape.facts.oid,),
+            ).fetchone()
+            why = (
+                f"its sink table moved to {plans[name].sink_schema}.{plans[name].sink_table}"
+                if name in plans
+                else f"it is now {now[0]}"
+                if now and now[0] != name
+                else "it was dropped, detached from its replicated root, or left out of the catalog"
+            )
+            sink_name = f"{old[0]}.{old[1]}"
+            if policy == "fail":
+                raise EngineError(
+                    f"{name} is no longer replicated into {sink_name} ({why}) and migration_strategy.dropped_tables "
+                    f"is 'fail'; set it to 'keep' or 'apply', or drop {sink_name} yourself"
+                )
+            with sink.transaction():
+                if policy == "apply" and old not in in_use:
+                    sink.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(*old)))
+                    self.reporter.log(f"{name} is no longer replicated ({why}): dropped {sink_name}")
+                else:
+                    self.reporter.log(f"{name} is no longer replicated ({why}): {sink_name} kept, marked orphaned")
+                shapes.forget(sink, self.connector.id, name)
+                if name not in plans:
+                    checkpoint.set_table_state(sink, self.connector.id, name, "orphaned")
+
+    def _stream(self, start: str, recorded: dict[str, shapes.Shape], *, binary_allowed: bool) -> StreamResult:
+        skip_until = {
+            name: state.skip_until
+            for name, state in self._table_states().items()
+            if state.skip_until is not None and name in recorded
+        }
         limits = self.connector.limits
         result = stream_changes(
             StreamOptions(
@@ -112,7 +222,8 @@ class _Run:
                 slot_name=self.slot,
                 publication=self.publication,
                 start_lsn=start,
-                plans=plans,
+                plans={name: shape.plan for name, shape in recorded.items()},
+                facts={name: shape.facts for name, shape in recorded.items()},
                 connector_id=self.connector.id,
                 fence_run_id=self.request.run_id if self.request.mode is RunMode.CATCH_UP else None,
                 skip_until=skip_until,
@@ -122,11 +233,44 @@ class _Run:
                 reporter=self.reporter,
                 should_stop=self.should_stop,
                 catalog=self.source_cfg.catalog,
+                binary_allowed=binary_allowed,
             )
         )
         for name, counters in result.tables.items():
             self.counters.setdefault(name, TableCounters()).add(counters)
-        return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=result.applied_lsn)
+        return result
+
+    def _table_states(self) -> dict[str, checkpoint.TableState]:
+        with self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink:
+            return checkpoint.table_states(sink, self.connector.id)
+
+    def align_at_fence(
+        self,
+        result: StreamResult,
+        fence_catalog: tuple[dict[str, TablePlan], dict[str, TableFacts | None]],
+        *,
+        skip: set[str],
+    ) -> None:
+        """Nothing older than the fence is left to replay: bring each sink table to the catalog as of the fence
+        (DDL no row change followed); what the WAL cannot carry is copied again, now."""
+        plans, facts = fence_catalog
+        with self._sessions() as (source, sink):
+            drift = self._drift(source, sink)
+            stale = []
+            for name, plan in plans.items():
+                shape = result.shapes.get(name)
+                if shape is None or name in skip:
+                    continue
+                with sink.transaction():
+                    moved, verdict = drift.align(shape, plan, facts[name])
+                if moved:
+                    self.reporter.log(f"{name}: schema change applied to the sink per migration_strategy")
+                if not verdict.clean:
+                    self.reporter.log(f"{verdict.reason()}; copying the table again")
+                    stale.append(name)
+            if stale:
+                current = self.plans(source, sink)
+                self.resync_tables(source, sink, [current[name] for name in stale if name in current])
 
     def initial_snapshot(
         self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]
@@ -137,10 +281,7 @@ class _Run:
             self.reporter.phase(EnginePhase.SNAPSHOTTING)
         checkpoint.forget(sink, self.connector.id)
         drop_slot(source, self.slot)
-        for plan in plans.values():
-            sink_schema.truncate(sink, plan)
-            sink_schema.drop_key(sink, plan)
-            checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
+        facts = self._empty(source, sink, list(plans.values()))
         repl = replication_connection(self.source_ci)
         try:
             if skip:
@@ -150,7 +291,7 @@ class _Run:
                 self.counters.update(self._copy(snapshot, list(plans.values())))
         finally:
             repl.close()  # ends the exported snapshot; the slot stays
-        self._finish_tables(source, sink, list(plans.values()), skip_until=None)
+        self._finish_tables(source, sink, list(plans.values()), facts, skip_until=None)
         checkpoint.write_checkpoint(sink, self.connector.id, lsn)
         return lsn
 
@@ -159,17 +300,30 @@ class _Run:
     ) -> None:
         """Copy ``plans`` again at a fresh consistent point; the stream skips their changes before it."""
         self.reporter.phase(EnginePhase.SNAPSHOTTING)
-        for plan in plans:
-            checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
-            sink_schema.truncate(sink, plan)
-            sink_schema.drop_key(sink, plan)
+        facts = self._empty(source, sink, plans)
         repl = replication_connection(self.source_ci)
         try:
             lsn, snapshot = create_slot(repl, f"{self.slot[:40]}_rs_{uuid.uuid4().hex[:8]}", temporary=True)
             self.counters.update(self._copy(snapshot, plans))
         finally:
             repl.close()  # a temporary slot goes with its connection
-        self._finish_tables(source, sink, plans, skip_until=lsn)
+        self._finish_tables(source, sink, plans, facts, skip_until=lsn)
+
+    def _empty(
+        self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: list[TablePlan]
+    ) -> dict[str, TableFacts | None]:
+        """Empty the sink tables and give them the plans' columns; the source facts the copies will follow (read
+        before the copy's consistent point: a change after it is then seen as a change, never missed)."""
+        drift = self._drift(source, sink)
+        drop_others = self.sink_cfg.migration_strategy.dropped_columns == "apply"
+        facts = {}
+        for plan in plans:
+            checkpoint.set_table_state(sink, self.connector.id, plan.name, "snapshotting")
+            sink_schema.truncate(sink, plan)
+            sink_schema.drop_key(sink, plan)
+            sink_schema.conform(sink, plan, drop_others=drop_others)
+            facts[plan.name] = drift.facts(plan)
+        return facts
 
     def _copy(self, snapshot: str, plans: list[TablePlan]) -> dict[str, TableCounters]:
         return copy_tables(
@@ -188,13 +342,19 @@ class _Run:
         source: psycopg.Connection[Any],
         sink: psycopg.Connection[Any],
         plans: list[TablePlan],
+        facts: dict[str, TableFacts | None],
         *,
         skip_until: str | None,
     ) -> None:
         for plan in plans:
             sink_schema.add_key(sink, plan)  # after the load: one sorted build instead of one insert per row
             sink_schema.create_indexes(sink, plan, secondary_indexes(source, plan))
-            checkpoint.set_table_state(sink, self.connector.id, plan.name, "ready", skip_until)
+            table_facts = facts[plan.name]
+            if table_facts is None:
+                raise TransientEngineError(f"{plan.name} disappeared from the source while it was copied")
+            with sink.transaction():
+                shapes.save(sink, self.connector.id, plan, table_facts)
+                checkpoint.set_table_state(sink, self.connector.id, plan.name, "ready", skip_until)
 
 
 def one_database(source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> bool:

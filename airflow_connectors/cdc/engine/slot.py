@@ -17,6 +17,7 @@ from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine.interface import EngineError, SlotLostError
 from airflow_connectors.cdc.engine.naming import publication_name, slot_name
 from airflow_connectors.cdc.engine.plan import TablePlan
+from airflow_connectors.cdc.engine.source_catalog import GENERATED_IN_WAL_VERSION
 
 RESYNC_REMEDY = "start a run with resync=true to take a new snapshot"
 
@@ -73,6 +74,8 @@ def ensure_publication(conn: psycopg.Connection[Any], name: str, plans: dict[str
     """Create the publication for exactly the planned tables, or bring an existing one in line."""
     tables = sql.SQL(", ").join(sql.Identifier(p.source_schema, p.source_table) for p in plans.values())
     option = sql.SQL("publish_via_partition_root = {}").format(sql.Literal(as_root))
+    if conn.info.server_version >= GENERATED_IN_WAL_VERSION:  # stored generated columns' values in the WAL
+        option = sql.SQL("{}, publish_generated_columns = stored").format(option)
     exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone()
     if exists is None:
         conn.execute(

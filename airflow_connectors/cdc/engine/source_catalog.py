@@ -16,7 +16,7 @@ import psycopg
 from airflow_connectors.cdc.connectors.models import PostgresSource
 from airflow_connectors.cdc.engine.interface import EngineError
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
-from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
+from airflow_connectors.cdc.engine.plan import ColumnPlan, GeneratedColumn, TablePlan
 
 FIRST_USER_OID = 16384  # oids below are built into every PostgreSQL server
 
@@ -36,13 +36,19 @@ ORDER BY n.nspname, c.relname
 _COLUMNS = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, a.attnotnull,
        t.typtype::text, format_type(t.typbasetype, t.typtypmod), t.typcategory::text,
-       t.typelem, coalesce(et.typtype::text, ''), coalesce(et.oid, 0)
+       t.typelem, coalesce(et.typtype::text, ''), coalesce(et.oid, 0),
+       a.atttypmod, a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid)
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
-WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+
+# pgoutput sends stored generated columns from PostgreSQL 18 on (publish_generated_columns); before, the sink
+# computes them.
+GENERATED_IN_WAL_VERSION = 180000
 
 _KEY = """
 SELECT i.indisprimary, array_agg(a.attname ORDER BY k.ord)
@@ -50,15 +56,15 @@ FROM pg_index i
 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = %s AND (i.indisprimary OR i.indisreplident)
-GROUP BY i.indexrelid, i.indisprimary
-ORDER BY i.indisprimary DESC
+GROUP BY i.indexrelid, i.indisprimary, i.indisreplident
+ORDER BY i.indisreplident DESC, i.indisprimary DESC
 LIMIT 1
 """
 
 
 def _sink_type(row: tuple[Any, ...]) -> tuple[str, bool]:
     """(type for the sink DDL, whether binary COPY of it is safe between two servers)."""
-    _, source_type, oid, _, typtype, base_type, category, elem, elem_typtype, elem_oid = row
+    _, source_type, oid, _, typtype, base_type, category, elem, elem_typtype, elem_oid = row[:10]
     if typtype == "e":
         return "text", True  # an enum's binary form is its label, as text's
     if typtype == "d":
@@ -87,6 +93,17 @@ def column_type(conn: psycopg.Connection[Any], oid: int, typmod: int) -> tuple[s
         raise EngineError(f"unknown column type oid {oid} on the source")
     sink_type, safe = _sink_type(row)
     return str(row[1]), sink_type, safe
+
+
+def current_key(conn: psycopg.Connection[Any], schema: str, table: str) -> tuple[str, ...]:
+    """The key a plan of ``schema.table`` would have now: its replica identity index, else its primary key."""
+    row = conn.execute(
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s"
+        " AND c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    key_row = conn.execute(_KEY, (row[0],)).fetchone() if row else None
+    return tuple(key_row[1]) if key_row else ()
 
 
 def build_plans(
@@ -126,6 +143,7 @@ def build_plans(
         )
         raise EngineError(f"the catalog selects no table on the source{hint}")
     clashes = Counter(table for _, _, table, _, _ in candidates)
+    generated_in_wal = conn.info.server_version >= GENERATED_IN_WAL_VERSION
     plans: dict[str, TablePlan] = {}
     for oid, schema, table, relkind, ident in candidates:
         rows = conn.execute(_COLUMNS, (oid,)).fetchall()
@@ -135,13 +153,16 @@ def build_plans(
         unknown -= {row[0] for row in rows}
         if unknown:
             raise EngineError(f"catalog: {schema}.{table} has no column {sorted(unknown)[0]!r}")
-        columns, binary_safe = [], True
+        columns, generated, binary_safe = [], [], True
         for row in rows:
             if row[0] not in wanted:
                 continue
             sink_type, safe = _sink_type(row)
+            if row[11] == "s" and not generated_in_wal:
+                generated.append(GeneratedColumn(row[0], sink_type, str(row[12])))
+                continue
             binary_safe &= safe
-            columns.append(ColumnPlan(row[0], row[1], sink_type, int(row[2]), bool(row[3])))
+            columns.append(ColumnPlan(row[0], row[1], sink_type, int(row[2]), bool(row[3]), int(row[10])))
         key_row = conn.execute(_KEY, (oid,)).fetchone()
         key: tuple[str, ...] = tuple(key_row[1]) if key_row else ()
         if not key and ident != "f":
@@ -163,6 +184,7 @@ def build_plans(
             replica_identity=ident,
             relkind=relkind,
             binary_safe=binary_safe,
+            generated=tuple(generated),
         )
     return plans
 

@@ -21,7 +21,8 @@ import psycopg
 from airflow_connectors.cdc.connectors.models import Buffer, Catalog, MigrationStrategy
 from airflow_connectors.cdc.engine import checkpoint
 from airflow_connectors.cdc.engine.apply import Applier
-from airflow_connectors.cdc.engine.drift import reconcile
+from airflow_connectors.cdc.engine.ddl_detect import TableFacts
+from airflow_connectors.cdc.engine.drift import Drift, relation_plan, same_shape
 from airflow_connectors.cdc.engine.interface import (
     EngineError,
     RunCancelled,
@@ -52,18 +53,23 @@ from airflow_connectors.cdc.engine.pgoutput import (
 )
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.replication import ReplicationStream
+from airflow_connectors.cdc.engine.shapes import Shape
 from airflow_connectors.cdc.engine.slot import check_slot, slot_info
 from airflow_connectors.cdc.engine.streamed_txn import StreamedTransactions
 
 HEALTH_EVERY = 5.0  # seconds between slot lag samples
 IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffered instead of waiting for more
 _OUTSIDE_XID = frozenset(b"EO")  # inside a stream block, Stream Stop and Origin carry no xid; all else is staged
+SKIP_ALL = 2**64  # skip_until of a table to be copied again: none of its changes matter any more
 
 
 @dataclass
 class StreamResult:
     applied_lsn: str
     tables: dict[str, TableCounters] = field(default_factory=dict)
+    reached_fence: bool = False
+    resync: list[str] = field(default_factory=list)  # tables to copy again: a change the WAL cannot carry
+    shapes: dict[str, Shape] = field(default_factory=dict)  # each table's shape where the stream stopped
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class StreamOptions:
     slot_name: str
     publication: str
     start_lsn: str  # the sink checkpoint: everything committed before it is already applied
-    plans: dict[str, TablePlan]
+    plans: dict[str, TablePlan]  # the sink tables' recorded shapes (``shapes``), moved forward by Relation messages
     connector_id: str
     fence_run_id: str | None  # None: continuous, until should_stop
     skip_until: dict[str, str]  # table -> LSN of its resync copy: older changes are in it already
@@ -85,6 +91,8 @@ class StreamOptions:
     reporter: RunReporter
     should_stop: StopCheck
     catalog: Catalog = field(default_factory=Catalog)
+    facts: dict[str, TableFacts] = field(default_factory=dict)  # recorded with the shapes
+    binary_allowed: bool = True  # False when the source's current tables need text (e.g. a key dropped)
 
 
 class _Stream:
@@ -100,7 +108,7 @@ class _Stream:
         self.sink = psycopg.connect(options.sink_conninfo)
         # Binary where every table allows it: values then go from the WAL to the sink without a text round trip.
         # Keyless tables are matched value by value in SQL, which the text form keeps simple.
-        self.binary = all(plan.binary_safe and plan.key for plan in plans.values())
+        self.binary = options.binary_allowed and all(plan.binary_safe and plan.key for plan in plans.values())
         self.applier = Applier(self.sink, binary=self.binary)
         self.streamed = StreamedTransactions(self.sink)
         self.checkpoint = lsn_to_int(start_lsn)
@@ -109,6 +117,12 @@ class _Stream:
         )
         reporter.log(f"streaming from {start_lsn} in pgoutput {'binary' if self.binary else 'text'} format")
         self.relations: dict[int, tuple[TablePlan, Callable[[Row], Row]]] = {}
+        # A Relation message is applied with the first change after it (``change``), in commit order.
+        self.pending: dict[int, Relation] = {}
+        self.names: dict[int, str] = {}  # relation id -> table
+        self.facts = dict(options.facts)
+        self.drift = Drift(options.connector_id, options.migration, self.source, self.sink)
+        self.resync: list[str] = []
         self.totals: dict[str, TableCounters] = {name: TableCounters() for name in plans}
         self.pending_end: int | None = None  # end LSN of the last whole source transaction not yet committed
         self.last_commit = time.monotonic()
@@ -183,7 +197,7 @@ class _Stream:
                 self.relation(message)
             elif isinstance(message, Commit):
                 if not skip_tx and self.transaction_end(message.end_lsn):
-                    return self.result()
+                    return self.result(False)
             elif isinstance(message, StreamStart):
                 block_xid = message.xid
                 self.streamed.start(message.xid, message.first_segment)
@@ -201,12 +215,12 @@ class _Stream:
                     count += 1
                 self.reporter.log(f"transaction {message.xid} streamed while in progress: {count} messages applied")
                 if self.transaction_end(message.end_lsn):
-                    return self.result()
+                    return self.result(False)
             elif isinstance(message, Message):
                 if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
                     if message.content.decode(errors="replace") == self.fence_run_id:
                         self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
-                        return self.result()
+                        return self.result(True)
 
     def apply(self, message: Decoded, tx_lsn: int, size: int) -> None:
         """A message inside a source transaction that commits at ``tx_lsn``."""
@@ -215,50 +229,74 @@ class _Stream:
         elif isinstance(message, Relation):
             self.relation(message)
         elif isinstance(message, Truncate):
-            plans = [self.relations[relid][0] for relid in message.relids if relid in self.relations]
+            plans = [self.plans[self.names[relid]] for relid in message.relids if relid in self.names]
             for plan in plans:
                 if tx_lsn >= self.skip_until.get(plan.name, 0):
                     self.applier.truncate([plan])
 
     def transaction_end(self, end_lsn: int) -> bool:
-        """A source transaction is all buffered: commit now if due. True when ``max_rows`` ends the stream."""
+        """A source transaction is all buffered: commit now if due. True when the stream ends here: tables to
+        copy again (then it streams on after the copy) or ``max_rows`` reached."""
         self.pending_end = end_lsn
-        if self.max_rows is not None and self.applied_rows >= self.max_rows:
+        if self.resync or (self.max_rows is not None and self.applied_rows >= self.max_rows):
             self.commit(end_lsn)
             return True
         if self.due():
             self.commit(end_lsn)
         return False
 
-    def result(self) -> StreamResult:
+    def result(self, reached_fence: bool) -> StreamResult:
         self.health(force=True)
-        return StreamResult(int_to_lsn(self.checkpoint), self.totals)
+        shapes = {name: Shape(plan, self.facts[name]) for name, plan in self.plans.items() if name in self.facts}
+        return StreamResult(int_to_lsn(self.checkpoint), self.totals, reached_fence, self.resync, shapes)
 
     def relation(self, message: Relation) -> None:
         name = f"{message.namespace}.{message.name}"
-        plan = self.plans.get(name)
-        if plan is None:
+        if name not in self.plans:
             return  # a table outside the plan (e.g. a partition when replicating through the root)
+        self.names[message.relid] = name
+        self.pending[message.relid] = message
+        self.relations.pop(message.relid, None)
+
+    def apply_relation(self, message: Relation, name: str) -> None:
+        """The table's first change after this Relation message: its shape is now the sink's, or the table is
+        copied again when the WAL cannot carry the change."""
+        plan = self.plans[name]
         entry = self.catalog.table(plan.source_schema, plan.source_table)
-        if self.applier.batches.get(name) is not None:
-            self.applier.flush_table(self.applier.batches.pop(name))
-        new_plan, mapping = reconcile(
-            message, plan, entry=entry, migration=self.migration, source=self.source, sink=self.sink, binary=self.binary
-        )
-        if new_plan is not plan:
+        new_plan = relation_plan(message, plan, entry=entry, source=self.source, binary=self.binary)
+        if same_shape(new_plan, plan):
+            new_plan = plan
+        else:
+            if self.binary and not new_plan.key:
+                raise TransientEngineError(f"{name}: the table lost its key; streaming again in text format")
+            if self.applier.batches.get(name) is not None:  # changes of the old shape go first
+                self.applier.flush_table(self.applier.batches.pop(name))
+            moved, verdict = self.drift.relation(Shape(plan, self.facts[name]), new_plan)
+            if moved is None:
+                self.reporter.log(f"{verdict.reason()}; copying the table again")
+                checkpoint.set_table_state(self.sink, self.connector_id, name, "stale")  # with the next commit
+                self.skip_until[name] = SKIP_ALL
+                self.resync.append(name)
+                return
             self.reporter.log(f"{name}: schema change applied to the sink per migration_strategy")
-        self.plans[name] = new_plan
+            self.plans[name], self.facts[name], new_plan = moved.plan, moved.facts, moved.plan
+        names = [column for column, _, _, _ in message.columns]
+        mapping = [names.index(column.name) for column in new_plan.columns]
         pick = operator.itemgetter(*mapping)
         # itemgetter of one index returns the value, not a 1-tuple
         self.relations[message.relid] = (new_plan, pick if len(mapping) > 1 else (lambda values: (pick(values),)))
 
     def change(self, message: Insert | Update | Delete, tx_lsn: int, size: int) -> None:
+        name = self.names.get(message.relid)
+        if name is None or tx_lsn < self.skip_until.get(name, 0):
+            return  # not replicated, or already in this table's resync copy
+        relation = self.pending.pop(message.relid, None)
+        if relation is not None:
+            self.apply_relation(relation, name)
         mapped = self.relations.get(message.relid)
         if mapped is None:
-            return
+            return  # the table is to be copied again
         plan, row = mapped
-        if tx_lsn < self.skip_until.get(plan.name, 0):
-            return  # already in this table's resync copy
 
         # A key-only old tuple ('K') has every column, nulls outside the key: it maps like a full one.
         if isinstance(message, Insert):

@@ -70,6 +70,7 @@ def test_defaults_of_the_minimal_seed_body() -> None:
         "added_columns": "apply",
         "dropped_columns": "keep",
         "retyped_columns": "fail",
+        "dropped_tables": "keep",
     }
     assert (document["disabled"], document["buffer"], document["limits"], document["schedule"]) == (
         False,

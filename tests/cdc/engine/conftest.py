@@ -90,9 +90,8 @@ def checksum(conninfo: str, table: str, columns: str = "*") -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-@pytest.fixture
-def pair(make_database: Callable[[str], str], pg_server: PgServer) -> Iterator[Pair]:
-    source, sink = make_database("src"), make_database("snk")
+def make_pair(pg_server: PgServer, source: str, sink: str) -> Pair:
+    """A connector replicating database ``source`` into schema ``replica`` of database ``sink`` on the server."""
 
     def connection(conninfo: str) -> dict[str, Any]:
         return pg_server.connector_connection(str(conninfo_to_dict(conninfo)["dbname"]))
@@ -105,6 +104,18 @@ def pair(make_database: Callable[[str], str], pg_server: PgServer) -> Iterator[P
             "buffer": {"max_rows": 1000, "flush_interval_ms": 100},
         }
     )
-    created = Pair(source, sink, connector)
+    return Pair(source, sink, connector)
+
+
+@pytest.fixture
+def pair(make_database: Callable[[str], str], pg_server: PgServer) -> Iterator[Pair]:
+    created = make_pair(pg_server, make_database("src"), make_database("snk"))
     yield created
-    drop_source_objects(connector)
+    drop_source_objects(created.connector)
+
+
+@pytest.fixture(scope="module", params=["pg18", "pg15"])
+def versioned_pg_server(request: pytest.FixtureRequest) -> PgServer:
+    """The session's server (embedded 18, or ``CDC_TEST_PG_DSN``), then the system's 15: suites whose outcome
+    depends on the server's version (Relation messages, MERGE, generated columns in the WAL) run on both."""
+    return request.getfixturevalue("pg_server" if request.param == "pg18" else "pg15_server")  # type: ignore[no-any-return]

@@ -91,3 +91,16 @@ def test_stopping_a_worker_pool_requeues_its_run_for_another(
     assert runs_api.run(connector_id, run_id)["state"] in ("queued", "snapshotting")
     assert runs_api.cancel(connector_id, run_id).status_code == 202
     assert runs_api.wait_run(connector_id, run_id)["state"] == "cancelled"
+
+
+def test_scrub_masks_secrets_without_mangling_words() -> None:
+    from airflow_connectors.cdc.connectors.secrets import scrub
+
+    message = 'syntax error at or near "x"; connection "host=h password=x user=u" failed for postgresql://u:x@h/db'
+    assert scrub(message, ["x"]) == (
+        'syntax error at or near "********"; connection "host=h password=******** user=u" failed for'
+        " postgresql://u:********@h/db"
+    )
+    assert scrub("password authentication failed: pass", ["pass"]) == "password authentication failed: ********"
+    long_secret = "s3cr3t-long-password"
+    assert scrub(f"dsn=abc{long_secret}def", [long_secret]) == "dsn=abc********def"
