@@ -9,6 +9,7 @@ them moves past that baseline. ``rescheduled`` syncs (waiting for source quota) 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any, ClassVar
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import HttpApiHook
 
+log = logging.getLogger(__name__)
 API = "/v1/connections"
 SYNC_FREQUENCIES = frozenset({1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440})
 ENUMS: dict[str, frozenset[str]] = {
@@ -38,10 +40,17 @@ CREATE_ONLY_FIELDS = frozenset({"group_id", "service", "destination_schema_names
 DAILY_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def _moment(value: str | None) -> datetime | None:
-    if not value:
+def _moment(value: Any, field: str) -> datetime | None:
+    """A timestamp of the API, or None for "never". Recorded payloads carry ``"null"`` strings and worse: an
+    unreadable value is taken as unknown (with a warning) instead of failing the status read that met it."""
+    if value is None or value == "":
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        log.warning("Fivetran %s %r is not an ISO 8601 timestamp: taken as unknown", field, value)
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def validate_fields(fields: dict[str, Any], current: dict[str, Any] | None = None, *, creating: bool = False) -> None:
@@ -88,8 +97,10 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
     """Where the sync started at ``ref`` stands, from the connection details alone (pure: easy to test)."""
     status = connection.get("status") or {}
     raw = str(status.get("sync_state", "unknown"))
-    succeeded, failed = _moment(connection.get("succeeded_at")), _moment(connection.get("failed_at"))
-    base_succeeded, base_failed = _moment(ref.baseline.get("succeeded_at")), _moment(ref.baseline.get("failed_at"))
+    succeeded = _moment(connection.get("succeeded_at"), "succeeded_at")
+    failed = _moment(connection.get("failed_at"), "failed_at")
+    base_succeeded = _moment(ref.baseline.get("succeeded_at"), "succeeded_at")
+    base_failed = _moment(ref.baseline.get("failed_at"), "failed_at")
     moved_success = succeeded is not None and (base_succeeded is None or succeeded > base_succeeded)
     moved_failure = failed is not None and (base_failed is None or failed > base_failed)
     details = {
@@ -123,7 +134,7 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
 
 
 def _needs_manual_retrigger(connection: dict[str, Any], status: SyncStatus, now: datetime) -> bool:
-    due = _moment((connection.get("status") or {}).get("rescheduled_for"))
+    due = _moment((connection.get("status") or {}).get("rescheduled_for"), "status.rescheduled_for")
     return (
         status.raw_state == "rescheduled"
         and connection.get("schedule_type") == "manual"

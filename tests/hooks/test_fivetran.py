@@ -200,3 +200,26 @@ def test_the_fake_validates_against_fivetrans_openapi(fake_fivetran: FakeFivetra
     connection = create(FivetranHook(retry=FAST))
     response = session.patch(f"{fake_fivetran.url}/v1/connections/{connection['id']}", json={"sync_frequency": "x"})
     assert response.status_code == 400 and "OpenAPI" in response.json()["message"]
+
+
+@pytest.mark.parametrize("unreadable", ["null", "yesterday-ish", 17])
+def test_unreadable_timestamps_are_unknown_with_a_warning(unreadable: Any, caplog: pytest.LogCaptureFixture) -> None:
+    ref = SyncRef("fivetran_api", "c", baseline={"succeeded_at": None, "failed_at": unreadable})
+    connection = {
+        "succeeded_at": "2026-01-01T01:00:00.870504Z",
+        "failed_at": unreadable,
+        "status": {"sync_state": "scheduled"},
+    }
+    with caplog.at_level("WARNING"):
+        status = sync_status(ref, connection)
+    assert status.state is SyncState.SUCCESS
+    assert f"failed_at {unreadable!r} is not an ISO 8601 timestamp" in caplog.text
+
+
+def test_a_recorded_null_string_does_not_break_a_sync(fake_fivetran: FakeFivetran) -> None:
+    hook = FivetranHook(retry=FAST)
+    connection_id = create(hook)["id"]
+    fake_fivetran.connections[connection_id]["failed_at"] = "null"  # as in a recorded Fivetran payload
+    ref = hook.trigger_sync(connection_id)
+    assert ref.baseline["failed_at"] == "null"
+    assert wait_sync(hook, ref).state is SyncState.SUCCESS
