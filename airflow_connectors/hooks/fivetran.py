@@ -153,6 +153,7 @@ class FivetranHook(HttpApiHook):
     default_conn_name = "fivetran_default"
     hook_name = "Fivetran (airflow-connectors)"
     connector_id_key: ClassVar[str] = "id"
+    resync_takes_schema_map: ClassVar[bool] = True  # {"schema": ["table"]}: the API's form, for dotted names
     base_headers = {"Accept": "application/json;version=2"}
 
     def auth_headers(self, conn: Any) -> dict[str, str]:
@@ -228,14 +229,20 @@ class FivetranHook(HttpApiHook):
 
     # -- syncs ------------------------------------------------------------------------------------------------------
     def trigger_sync(
-        self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
+        self,
+        connector_id: str,
+        *,
+        resync: bool | list[str] | dict[str, list[str]] = False,
+        force: bool = False,
+        **options: Any,
     ) -> SyncRef:
         """``/sync`` (``force`` restarts a running sync), ``/resync`` for ``resync=True``, or a table resync for
-        ``resync=["schema.table", ...]``. ``unpause=True`` resumes a paused connection first."""
+        ``resync=["schema.table", ...]`` or ``{"schema": ["table", ...]}`` (the API's own form, for names with
+        dots). ``unpause=True`` resumes a paused connection first."""
         unpause = bool(options.pop("unpause", False))
         if options:
             raise ValueError(f"{sorted(options)[0]}: not an option of Fivetran syncs")
-        tables = _tables_by_schema(resync) if isinstance(resync, list) else None
+        tables = _tables_by_schema(resync) if isinstance(resync, (list, dict)) else None
         connection = self.get_connector(connector_id)
         if connection.get("paused"):
             if not unpause:
@@ -305,12 +312,29 @@ class FivetranHook(HttpApiHook):
         }
 
 
-def _tables_by_schema(tables: list[str]) -> dict[str, list[str]]:
+def _tables_by_schema(tables: list[str] | dict[str, list[str]]) -> dict[str, list[str]]:
+    """The table-resync body: ``{"schema": ["table", ...]}`` given as is, or built from ``["schema.table", ...]``.
+
+    A name with more than one dot is ambiguous (schemas and tables may both contain dots): it is refused with a
+    pointer to the explicit form rather than split at a guess."""
+    if isinstance(tables, dict):
+        for schema, names in tables.items():
+            if not isinstance(schema, str) or not schema:
+                raise ValueError(f"resync: schema names must be non-empty strings, got {schema!r}")
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+                raise ValueError(f"resync.{schema}: expected a non-empty list of table names")
+        if not tables:
+            raise ValueError("resync: give at least one schema with tables, or True for a full historical resync")
+        return {schema: list(names) for schema, names in tables.items()}
     grouped: dict[str, list[str]] = defaultdict(list)
     for name in tables:
         schema, dot, table = str(name).partition(".")
         if not dot or not schema or not table:
             raise ValueError(f'resync: tables must be written "schema.table", got {name!r}')
+        if "." in table:
+            raise ValueError(
+                f'resync: {name!r} is ambiguous (which dot separates schema and table?); write {{"schema": ["table"]}}'
+            )
         grouped[schema].append(table)
     if not grouped:
         raise ValueError("resync: give at least one table, or True for a full historical resync")

@@ -223,3 +223,15 @@ def test_a_recorded_null_string_does_not_break_a_sync(fake_fivetran: FakeFivetra
     ref = hook.trigger_sync(connection_id)
     assert ref.baseline["failed_at"] == "null"
     assert wait_sync(hook, ref).state is SyncState.SUCCESS
+
+
+def test_table_resync_for_schemas_with_dots_takes_the_explicit_form(fake_fivetran: FakeFivetran) -> None:
+    hook = FivetranHook(retry=FAST)
+    connection_id = create(hook)["id"]
+    tables = {"sales.eu": ["orders", "order.lines"], "public": ["users"]}
+    assert wait_sync(hook, hook.trigger_sync(connection_id, resync=tables)).state is SyncState.SUCCESS
+    assert fake_fivetran.sync_requests[-1] == (connection_id, {"kind": "resync_tables", "tables": tables})
+    with pytest.raises(ValueError, match=r"'sales\.eu\.orders' is ambiguous"):
+        hook.trigger_sync(connection_id, resync=["sales.eu.orders"])
+    with pytest.raises(ValueError, match=r"^resync\.public: expected a non-empty list"):
+        hook.trigger_sync(connection_id, resync={"public": []})
