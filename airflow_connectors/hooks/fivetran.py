@@ -21,22 +21,42 @@ from airflow_connectors.hooks.http import HttpApiHook
 log = logging.getLogger(__name__)
 API = "/v1/connections"
 SYNC_FREQUENCIES = frozenset({1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440})
+# The fields of Fivetran's OpenAPI (UpdateConnectorRequest, NewConnectorRequestV1 with the per-service config /
+# auth / external_secrets_keys_config) by type; tests/hooks/test_fivetran_openapi.py holds them to the document.
 ENUMS: dict[str, frozenset[str]] = {
     "schedule_type": frozenset({"auto", "manual"}),
     "data_delay_sensitivity": frozenset({"LOW", "NORMAL", "HIGH", "CUSTOM", "SYNC_FREQUENCY"}),
     "networking_method": frozenset({"Directly", "PrivateLink", "SshTunnel", "ProxyAgent"}),
     "schema_status": frozenset({"blocked_on_capture", "ready"}),
+    "destination_schema_names": frozenset({"FIVETRAN_NAMING", "SOURCE_NAMING"}),
 }
 BOOLEANS = frozenset(
     {"paused", "pause_after_trial", "is_historical_sync", "trust_certificates", "trust_fingerprints", "run_setup_tests"}
 )
-STRINGS = frozenset({"daily_sync_time", "hybrid_deployment_agent_id", "proxy_agent_id", "private_link_id"})
-OBJECTS = frozenset({"config", "auth"})
+STRINGS = frozenset(
+    {
+        "group_id",
+        "service",
+        "daily_sync_time",
+        "hybrid_deployment_agent_id",
+        "proxy_agent_id",
+        "private_link_id",
+        "external_secrets_manager_id",
+    }
+)
+# Service-specific objects (checked by Fivetran against the service), and the two with a fixed shape.
+OBJECTS = frozenset(
+    {"config", "auth", "external_secrets_keys_config", "destination_configuration", "connect_card_config"}
+)
 # Setup-test switches: they are not stored, so a PATCH made only of them changes nothing (Fivetran rejects it).
 SETUP_TEST_SWITCHES = frozenset({"trust_certificates", "trust_fingerprints", "run_setup_tests"})
-PATCH_FIELDS = frozenset({*ENUMS, *BOOLEANS, *STRINGS, *OBJECTS, "sync_frequency", "data_delay_threshold"})
+COMMON_FIELDS = frozenset(
+    {*BOOLEANS, *STRINGS, *OBJECTS, *ENUMS, "sync_frequency", "data_delay_threshold"}
+    - {"group_id", "service", "connect_card_config", "destination_schema_names", "is_historical_sync", "schema_status"}
+)
+PATCH_FIELDS = COMMON_FIELDS | {"is_historical_sync", "schema_status"}
+CREATE_FIELDS = COMMON_FIELDS | {"group_id", "service", "connect_card_config", "destination_schema_names"}
 SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type"})
-CREATE_ONLY_FIELDS = frozenset({"group_id", "service", "destination_schema_names"})
 DAILY_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -57,10 +77,11 @@ def validate_fields(fields: dict[str, Any], current: dict[str, Any] | None = Non
     """What Fivetran would refuse in a create / PATCH body, as ``ValueError`` naming the field."""
     if not isinstance(fields, dict):
         raise ValueError("body: expected a JSON object")
-    allowed = PATCH_FIELDS | (CREATE_ONLY_FIELDS if creating else frozenset())
+    allowed = CREATE_FIELDS if creating else PATCH_FIELDS
     for key, value in fields.items():
         if key not in allowed:
-            raise ValueError(f"{key}: not a field of Fivetran connections{'' if creating else ' that PATCH accepts'}")
+            what = "a field of new Fivetran connections" if creating else "a field Fivetran's PATCH accepts"
+            raise ValueError(f"{key}: not {what} ({', '.join(sorted(allowed))})")
         if key in BOOLEANS and not isinstance(value, bool):
             raise ValueError(f"{key}: expected true or false")
         if key in ENUMS and value not in ENUMS[key]:
@@ -69,6 +90,9 @@ def validate_fields(fields: dict[str, Any], current: dict[str, Any] | None = Non
             raise ValueError(f"{key}: expected a string")
         if key in OBJECTS and not isinstance(value, dict):
             raise ValueError(f"{key}: expected an object")
+    card = fields.get("connect_card_config")
+    if card is not None and not isinstance(card.get("redirect_uri"), str):
+        raise ValueError("connect_card_config.redirect_uri: required (the https URL to return to after setup)")
     if "sync_frequency" in fields:
         frequency = fields["sync_frequency"]
         if isinstance(frequency, bool) or frequency not in SYNC_FREQUENCIES:
@@ -175,8 +199,7 @@ class FivetranHook(HttpApiHook):
         for required in ("group_id", "service"):
             if not fields.get(required):
                 raise ValueError(f"{required}: required to create a Fivetran connection")
-        rest = {key: value for key, value in fields.items() if key not in ("config", "auth")}
-        validate_fields({**rest, **{k: fields[k] for k in ("config", "auth") if k in fields}}, creating=True)
+        validate_fields(fields, creating=True)
         return dict(self._call("POST", API, json=fields))
 
     def get_connector(self, connector_id: str) -> dict[str, Any]:
