@@ -49,6 +49,17 @@ def _number(extra: dict[str, Any], key: str, default: float) -> float:
     return number
 
 
+def _retries(value: Any) -> int:
+    """``max_retries``: a whole number >= 0 (0: one attempt, no retry)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not 0 <= number < 1000 or number != int(number):
+        raise ValueError(f"extra.max_retries: expected a whole number >= 0 (0 turns retries off), got {value!r}")
+    return int(number)
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     base_url: str
@@ -67,7 +78,7 @@ class HttpSettings:
         }
         retry = RetryPolicy()
         if extra.get("max_retries") not in (None, ""):
-            retry = replace(retry, max_attempts=int(_number(extra, "max_retries", 5)) + 1)
+            retry = replace(retry, max_attempts=_retries(extra["max_retries"]) + 1)
         if extra.get("retry_budget_seconds") not in (None, ""):
             retry = replace(retry, budget_seconds=_number(extra, "retry_budget_seconds", retry.budget_seconds))
         # A generic HTTP connection keeps its scheme in ``schema`` (as Airflow's HttpHook reads it).
