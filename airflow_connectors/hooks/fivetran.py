@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
-from airflow_connectors.hooks.http import HttpApiHook
+from airflow_connectors.hooks.http import ApiNotFound, HttpApiHook
 
 log = logging.getLogger(__name__)
 API = "/v1/connections"
@@ -157,6 +158,36 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
     return SyncStatus(SyncState.RUNNING, raw, ref, details=details)
 
 
+@dataclass(frozen=True)
+class SyncedTable:
+    """One table a sync wrote: its source name and its name in the destination (Fivetran renames)."""
+
+    source_schema: str
+    source_table: str
+    schema: str
+    table: str
+
+    @property
+    def name(self) -> str:
+        """``schema.table`` in the destination: what the asset and the lineage output are named after."""
+        return f"{self.schema}.{self.table}"
+
+
+def synced_tables(config: dict[str, Any], only: dict[str, list[str]] | None = None) -> list[SyncedTable]:
+    """Enabled tables of a schema config (``GET /connections/{id}/schemas``), or of ``only`` (source names)."""
+    found = []
+    for source_schema, schema in sorted((config.get("schemas") or {}).items()):
+        if not schema.get("enabled") and only is None:
+            continue
+        for source_table, table in sorted((schema.get("tables") or {}).items()):
+            wanted = source_table in (only or {}).get(source_schema, ()) if only is not None else table.get("enabled")
+            if wanted:
+                dest_schema = schema.get("name_in_destination") or source_schema
+                dest_table = table.get("name_in_destination") or source_table
+                found.append(SyncedTable(source_schema, source_table, dest_schema, dest_table))
+    return found
+
+
 def _needs_manual_retrigger(connection: dict[str, Any], status: SyncStatus, now: datetime) -> bool:
     due = _moment((connection.get("status") or {}).get("rescheduled_for"), "status.rescheduled_for")
     return (
@@ -275,6 +306,7 @@ class FivetranHook(HttpApiHook):
             "succeeded_at": connection.get("succeeded_at"),
             "failed_at": connection.get("failed_at"),
             "kind": "resync" if resync else "sync",
+            **({"tables": tables} if tables is not None else {}),  # what a table resync writes (lineage, assets)
         }
         if tables is not None:
             self._call("POST", f"{API}/{connector_id}/schemas/tables/resync", json=tables)
@@ -311,6 +343,27 @@ class FivetranHook(HttpApiHook):
             return None
         baseline = {"succeeded_at": connection.get("succeeded_at"), "failed_at": connection.get("failed_at")}
         return SyncRef(conn_type=self.conn_type, connector_id=connector_id, baseline=baseline)
+
+    # -- what a sync writes (lineage, assets) -------------------------------------------------------------------------
+    def schema_config(self, connector_id: str) -> dict[str, Any] | None:
+        """The connection's schema config (schemas and tables, enabled, names in the destination); None for
+        connectors that have none (Fivetran answers 404)."""
+        try:
+            return dict(self._call("GET", f"{API}/{connector_id}/schemas"))
+        except ApiNotFound:
+            return None
+
+    def get_destination(self, group_id: str) -> dict[str, Any] | None:
+        """The group's destination (service and config: where the tables are written), None when not visible."""
+        try:
+            return dict(self._call("GET", f"/v1/destinations/{group_id}"))
+        except ApiNotFound:
+            return None
+
+    def written_tables(self, ref: SyncRef) -> list[SyncedTable]:
+        """The tables the sync ``ref`` wrote: a table resync's tables, else every enabled table."""
+        config = self.schema_config(ref.connector_id)
+        return synced_tables(config or {}, ref.baseline.get("tables"))
 
     # -- links -------------------------------------------------------------------------------------------------------
     def connector_url(self, connector_id: str) -> str | None:

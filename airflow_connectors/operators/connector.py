@@ -19,6 +19,7 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_connectors.assets import emit_table_assets
 from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncState, SyncStatus
-from airflow_connectors.hooks.http import ApiConflict, ApiNotFound
+from airflow_connectors.hooks.http import ApiConflict, ApiError, ApiNotFound
 from airflow_connectors.hooks.registry import get_hook, hook_for
 from airflow_connectors.links import CONNECTOR_URL_KEY, RUN_URL_KEY, ConnectorLink, ConnectorRunLink
 from airflow_connectors.triggers.sync import SyncTrigger, parse_event
@@ -440,17 +441,28 @@ class SyncConnectorOperator(BaseOperator):
         status = getattr(self, "_finished", None)
         if status is None or not status.tables:
             return None
-        from airflow_connectors.lineage import operator_lineage, sync_datasets
+        from airflow_connectors.lineage import sync_lineage
 
-        hook = get_hook(self.conn_id)
-        connector = hook.get_connector(status.ref.connector_id) if status.ref.conn_type == "cdc_core" else None
-        return operator_lineage(*sync_datasets(status.ref.conn_type, connector, status.ref.connector_id, status.tables))
+        return sync_lineage(get_hook(self.conn_id), status)
+
+    def _with_written_tables(self, status: SyncStatus) -> SyncStatus:
+        """A SaaS sync's tables come from the API's configuration, not the run: asked once it succeeded. Not
+        knowing them costs the assets and lineage of this run, never the run's success."""
+        from airflow_connectors.lineage import written_tables
+
+        try:
+            return replace(status, tables=written_tables(get_hook(self.conn_id), status.ref))
+        except ApiError as exc:
+            self.log.warning("the tables this sync wrote are unknown (no assets, no lineage): %s", exc)
+            return status
 
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
         error = outcome_error(status)
         if error:
             raise AirflowException(error)
+        if status.state is SyncState.SUCCESS and not status.tables:
+            status = self._with_written_tables(status)
         summary = {k: v for k, v in status.to_dict().items() if k not in ("details", "ref")}
         context["ti"].xcom_push(key="sync_result", value=summary)
         self._finished = status  # what get_openlineage_facets_on_complete reports

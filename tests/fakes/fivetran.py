@@ -48,6 +48,10 @@ class FakeFivetran(FakeApi):
         self._ids = itertools.count(1)
         self.spec = load_spec()
         self.sync_requests: list[tuple[str, dict[str, Any]]] = []  # (connection id, body) of /sync, /resync...
+        # Source tables of a connection: {source schema: {table: enabled}}; a connection without one answers 404
+        # to its schema config (as connectors without a configurable schema do).
+        self.source_tables: dict[str, dict[str, dict[str, bool]]] = {}
+        self.destinations: dict[str, dict[str, Any]] = {}  # group id -> {"service", "config"}
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def authorize(self, request: Request) -> bool:
@@ -262,3 +266,51 @@ class FakeFivetran(FakeApi):
         view = self._view(connection)
         view["setup_tests"] = [{"title": "Connecting to the source", "status": "PASSED", "message": ""}]
         return self.ok(view, "Setup tests have been completed")
+
+    @route("GET", r"/v1/connections/(?P<id>[^/]+)/schemas")
+    def schema_config(self, request: Request) -> tuple[int, Any]:
+        """Fivetran's naming for database sources: schema ``<connection schema>_<source schema>``, tables as is."""
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        if connection["id"] not in self.source_tables:
+            return self.error(404, "NotFound_SchemaConfig", "Schema config for the connection doesn't exist")
+        schemas = {}
+        for schema, tables in self.source_tables[connection["id"]].items():
+            schemas[schema] = {
+                "name_in_destination": f"{connection['schema']}_{schema}".lower(),
+                "enabled": any(tables.values()),
+                "tables": {
+                    table: {
+                        "name_in_destination": table.lower(),
+                        "enabled": enabled,
+                        "sync_mode": "SOFT_DELETE",
+                        "columns": {},
+                        "enabled_patch_settings": {"allowed": True},
+                        "supports_columns_config": True,
+                        "supports_history_mode": True,
+                    }
+                    for table, enabled in tables.items()
+                },
+            }
+        config = {"enable_new_by_default": True, "schema_change_handling": "ALLOW_ALL", "schemas": schemas}
+        if self.spec is not None and (errors := self.spec.response_errors("StandardConfigResponse", config)):
+            raise AssertionError(f"schema config response violates Fivetran's OpenAPI schema {errors[0]}")
+        return self.ok(config)
+
+    @route("GET", r"/v1/destinations/(?P<id>[^/]+)")
+    def destination(self, request: Request) -> tuple[int, Any]:
+        group_id = request.params["id"]
+        if group_id not in self.destinations:
+            return self.error(404, "NotFound_Destination", f"Destination with id '{group_id}' doesn't exist")
+        view = {
+            "id": group_id,
+            "group_id": group_id,
+            "region": "GCP_US_EAST4",
+            "time_zone_offset": "0",
+            "setup_status": "CONNECTED",
+            **self.destinations[group_id],
+        }
+        if self.spec is not None and (errors := self.spec.response_errors("DestinationExtendedResponse", view)):
+            raise AssertionError(f"destination response violates Fivetran's OpenAPI schema {errors[0]}")
+        return self.ok(view)
