@@ -12,6 +12,8 @@ from pathlib import Path
 from airflow_connectors.hooks.registry import CONN_TYPE_ALIASES, HOOK_CLASSES, hook_class
 
 ROOT = Path(__file__).resolve().parents[1]
+# Other providers' connection ids, named where docs/migrating.md shows the "before".
+FOREIGN = {"airbyte_default", "dbt_cloud_default"}
 # A conn id in code (``conn_id="x"``, ``CONN_ID = "x"``), in prose (`x`) or as an environment variable.
 MENTIONS = (
     re.compile(r"""conn_id\s*=\s*["']([\w.-]+_default)["']""", re.IGNORECASE),
@@ -42,7 +44,7 @@ def test_default_ids_follow_the_type_default_convention() -> None:
 
 
 def test_every_default_id_mentioned_is_a_hooks_default() -> None:
-    known = set(defaults().values())
+    known = set(defaults().values()) | FOREIGN
     wrong = {}
     for path in documented_files():
         text = path.read_text()
