@@ -27,7 +27,9 @@ def _number(label: str, default: int, description: str) -> dict[str, Any]:
 HTTP_FIELDS: dict[str, Any] = {
     "connect_timeout": _number("Connect timeout (s)", 10, "Seconds to wait for a TCP/TLS connection."),
     "read_timeout": _number("Read timeout (s)", 60, "Seconds to wait for a response; no request waits forever."),
-    "max_retries": _number("Max retries", 5, "Retries on 429 (after Retry-After), 5xx, timeouts and network errors."),
+    "max_retries": _number(
+        "Max retries", 5, "Retries on 429 (after Retry-After), 5xx, timeouts and network errors; 0 turns them off."
+    ),
     "retry_budget_seconds": _number("Retry budget (s)", 300, "No retry starts after this long since the first try."),
 }
 

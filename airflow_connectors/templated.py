@@ -48,9 +48,10 @@ def as_bool(value: bool | str, *, field: str) -> bool:
     raise ValueError(f"{field}: expected true or false, got {value!r}")
 
 
-def as_resync(value: bool | str | list[str]) -> bool | list[str]:
-    """``resync`` as given, or rendered from a template: ``"True"`` / ``"False"`` / a JSON or Python list."""
-    if isinstance(value, (bool, list)):
+def as_resync(value: bool | str | list[str] | dict[str, list[str]]) -> bool | list[str] | dict[str, list[str]]:
+    """``resync`` as given, or rendered from a template: ``"True"`` / ``"False"`` / a JSON or Python list, or a
+    ``{"schema": ["table", ...]}`` mapping (for schema names with dots)."""
+    if isinstance(value, (bool, list, dict)):
         return value
     if isinstance(value, str):
         text = value.strip()
@@ -62,4 +63,6 @@ def as_resync(value: bool | str | list[str]) -> bool | list[str]:
             parsed = None
         if isinstance(parsed, (list, tuple)) and all(isinstance(item, str) for item in parsed):
             return list(parsed)
-    raise ValueError(f"resync: expected true, false or a list of tables, got {value!r}")
+        if isinstance(parsed, dict):
+            return parsed
+    raise ValueError(f"resync: expected true, false, a list of tables or a {{schema: [tables]}} map, got {value!r}")

@@ -21,7 +21,7 @@ from airflow_connectors.assets import table_asset_uri
 from airflow_connectors.operators.connector import CreateConnectorOperator, SyncConnectorOperator
 from airflow_connectors.sensors.run import ReplicationRunSensor
 
-CDC_CONN_ID = "cdc_default"
+CDC_CONN_ID = "cdc_core_default"
 CONNECTOR_ID = "demo-shop"
 SOURCE_TABLES = ("shop.customers", "shop.products", "shop.orders")
 TARGET_SCHEMA = "shop_replica"

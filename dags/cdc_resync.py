@@ -44,7 +44,7 @@ with DAG(
 ):
     SyncConnectorOperator(
         task_id="resync",
-        conn_id="cdc_default",
+        conn_id="cdc_core_default",
         connector_id="{{ params.connector_id }}",
         resync="{{ True if params.scope == 'full' else params.tables }}",
         force="{{ params.force }}",

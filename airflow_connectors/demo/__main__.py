@@ -126,7 +126,7 @@ def main() -> int:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW_CONN_CDC_DEFAULT": json.dumps(
+            "AIRFLOW_CONN_CDC_CORE_DEFAULT": json.dumps(
                 {"conn_type": "cdc_core", "host": service.url, "password": service.token}
             ),
             "AIRFLOW_CONN_CDC_SOURCE_DB": postgres_connection(source, "shop"),

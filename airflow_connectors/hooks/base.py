@@ -245,6 +245,11 @@ class ConnectorHook(BaseHook, ABC):
         return status
 
     # -- lineage ----------------------------------------------------------------------------------------------
+    def written_table_names(self, ref: SyncRef) -> tuple[str, ...]:
+        """Tables (``schema.table``) a finished sync wrote, for APIs whose runs do not report them (asked of the
+        API's configuration); none by default."""
+        return ()
+
     def lineage_datasets(self, ref: SyncRef, tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
         """OpenLineage inputs and outputs of a finished sync: by default the tables it wrote, under the
         connector (a SaaS API does not say where they live)."""

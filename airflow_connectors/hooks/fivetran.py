@@ -9,49 +9,82 @@ them moves past that baseline. ``rescheduled`` syncs (waiting for source quota) 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
-from airflow_connectors.hooks.http import HttpApiHook
+from airflow_connectors.hooks.http import ApiNotFound, HttpApiHook
+from airflow_connectors.lineage import Dataset, fivetran_datasets
 
+log = logging.getLogger(__name__)
 API = "/v1/connections"
 SYNC_FREQUENCIES = frozenset({1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440})
+# The fields of Fivetran's OpenAPI (UpdateConnectorRequest, NewConnectorRequestV1 with the per-service config /
+# auth / external_secrets_keys_config) by type; tests/hooks/test_fivetran_openapi.py holds them to the document.
 ENUMS: dict[str, frozenset[str]] = {
     "schedule_type": frozenset({"auto", "manual"}),
     "data_delay_sensitivity": frozenset({"LOW", "NORMAL", "HIGH", "CUSTOM", "SYNC_FREQUENCY"}),
     "networking_method": frozenset({"Directly", "PrivateLink", "SshTunnel", "ProxyAgent"}),
     "schema_status": frozenset({"blocked_on_capture", "ready"}),
+    "destination_schema_names": frozenset({"FIVETRAN_NAMING", "SOURCE_NAMING"}),
 }
 BOOLEANS = frozenset(
     {"paused", "pause_after_trial", "is_historical_sync", "trust_certificates", "trust_fingerprints", "run_setup_tests"}
 )
-STRINGS = frozenset({"daily_sync_time", "hybrid_deployment_agent_id", "proxy_agent_id", "private_link_id"})
-OBJECTS = frozenset({"config", "auth"})
+STRINGS = frozenset(
+    {
+        "group_id",
+        "service",
+        "daily_sync_time",
+        "hybrid_deployment_agent_id",
+        "proxy_agent_id",
+        "private_link_id",
+        "external_secrets_manager_id",
+    }
+)
+# Service-specific objects (checked by Fivetran against the service), and the two with a fixed shape.
+OBJECTS = frozenset(
+    {"config", "auth", "external_secrets_keys_config", "destination_configuration", "connect_card_config"}
+)
 # Setup-test switches: they are not stored, so a PATCH made only of them changes nothing (Fivetran rejects it).
 SETUP_TEST_SWITCHES = frozenset({"trust_certificates", "trust_fingerprints", "run_setup_tests"})
-PATCH_FIELDS = frozenset({*ENUMS, *BOOLEANS, *STRINGS, *OBJECTS, "sync_frequency", "data_delay_threshold"})
+COMMON_FIELDS = frozenset(
+    {*BOOLEANS, *STRINGS, *OBJECTS, *ENUMS, "sync_frequency", "data_delay_threshold"}
+    - {"group_id", "service", "connect_card_config", "destination_schema_names", "is_historical_sync", "schema_status"}
+)
+PATCH_FIELDS = COMMON_FIELDS | {"is_historical_sync", "schema_status"}
+CREATE_FIELDS = COMMON_FIELDS | {"group_id", "service", "connect_card_config", "destination_schema_names"}
 SCHEDULE_FIELDS = frozenset({"sync_frequency", "daily_sync_time", "schedule_type"})
-CREATE_ONLY_FIELDS = frozenset({"group_id", "service", "destination_schema_names"})
 DAILY_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def _moment(value: str | None) -> datetime | None:
-    if not value:
+def _moment(value: Any, field: str) -> datetime | None:
+    """A timestamp of the API, or None for "never". Recorded payloads carry ``"null"`` strings and worse: an
+    unreadable value is taken as unknown (with a warning) instead of failing the status read that met it."""
+    if value is None or value == "":
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        log.warning("Fivetran %s %r is not an ISO 8601 timestamp: taken as unknown", field, value)
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def validate_fields(fields: dict[str, Any], current: dict[str, Any] | None = None, *, creating: bool = False) -> None:
     """What Fivetran would refuse in a create / PATCH body, as ``ValueError`` naming the field."""
     if not isinstance(fields, dict):
         raise ValueError("body: expected a JSON object")
-    allowed = PATCH_FIELDS | (CREATE_ONLY_FIELDS if creating else frozenset())
+    allowed = CREATE_FIELDS if creating else PATCH_FIELDS
     for key, value in fields.items():
         if key not in allowed:
-            raise ValueError(f"{key}: not a field of Fivetran connections{'' if creating else ' that PATCH accepts'}")
+            what = "a field of new Fivetran connections" if creating else "a field Fivetran's PATCH accepts"
+            raise ValueError(f"{key}: not {what} ({', '.join(sorted(allowed))})")
         if key in BOOLEANS and not isinstance(value, bool):
             raise ValueError(f"{key}: expected true or false")
         if key in ENUMS and value not in ENUMS[key]:
@@ -60,6 +93,9 @@ def validate_fields(fields: dict[str, Any], current: dict[str, Any] | None = Non
             raise ValueError(f"{key}: expected a string")
         if key in OBJECTS and not isinstance(value, dict):
             raise ValueError(f"{key}: expected an object")
+    card = fields.get("connect_card_config")
+    if card is not None and not isinstance(card.get("redirect_uri"), str):
+        raise ValueError("connect_card_config.redirect_uri: required (the https URL to return to after setup)")
     if "sync_frequency" in fields:
         frequency = fields["sync_frequency"]
         if isinstance(frequency, bool) or frequency not in SYNC_FREQUENCIES:
@@ -88,8 +124,10 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
     """Where the sync started at ``ref`` stands, from the connection details alone (pure: easy to test)."""
     status = connection.get("status") or {}
     raw = str(status.get("sync_state", "unknown"))
-    succeeded, failed = _moment(connection.get("succeeded_at")), _moment(connection.get("failed_at"))
-    base_succeeded, base_failed = _moment(ref.baseline.get("succeeded_at")), _moment(ref.baseline.get("failed_at"))
+    succeeded = _moment(connection.get("succeeded_at"), "succeeded_at")
+    failed = _moment(connection.get("failed_at"), "failed_at")
+    base_succeeded = _moment(ref.baseline.get("succeeded_at"), "succeeded_at")
+    base_failed = _moment(ref.baseline.get("failed_at"), "failed_at")
     moved_success = succeeded is not None and (base_succeeded is None or succeeded > base_succeeded)
     moved_failure = failed is not None and (base_failed is None or failed > base_failed)
     details = {
@@ -122,8 +160,38 @@ def sync_status(ref: SyncRef, connection: dict[str, Any], now: datetime | None =
     return SyncStatus(SyncState.RUNNING, raw, ref, details=details)
 
 
+@dataclass(frozen=True)
+class SyncedTable:
+    """One table a sync wrote: its source name and its name in the destination (Fivetran renames)."""
+
+    source_schema: str
+    source_table: str
+    schema: str
+    table: str
+
+    @property
+    def name(self) -> str:
+        """``schema.table`` in the destination: what the asset and the lineage output are named after."""
+        return f"{self.schema}.{self.table}"
+
+
+def synced_tables(config: dict[str, Any], only: dict[str, list[str]] | None = None) -> list[SyncedTable]:
+    """Enabled tables of a schema config (``GET /connections/{id}/schemas``), or of ``only`` (source names)."""
+    found = []
+    for source_schema, schema in sorted((config.get("schemas") or {}).items()):
+        if not schema.get("enabled") and only is None:
+            continue
+        for source_table, table in sorted((schema.get("tables") or {}).items()):
+            wanted = source_table in (only or {}).get(source_schema, ()) if only is not None else table.get("enabled")
+            if wanted:
+                dest_schema = schema.get("name_in_destination") or source_schema
+                dest_table = table.get("name_in_destination") or source_table
+                found.append(SyncedTable(source_schema, source_table, dest_schema, dest_table))
+    return found
+
+
 def _needs_manual_retrigger(connection: dict[str, Any], status: SyncStatus, now: datetime) -> bool:
-    due = _moment((connection.get("status") or {}).get("rescheduled_for"))
+    due = _moment((connection.get("status") or {}).get("rescheduled_for"), "status.rescheduled_for")
     return (
         status.raw_state == "rescheduled"
         and connection.get("schedule_type") == "manual"
@@ -142,6 +210,7 @@ class FivetranHook(HttpApiHook):
     default_conn_name = "fivetran_default"
     hook_name = "Fivetran (airflow-connectors)"
     connector_id_key: ClassVar[str] = "id"
+    resync_takes_schema_map: ClassVar[bool] = True  # {"schema": ["table"]}: the API's form, for dotted names
     base_headers = {"Accept": "application/json;version=2"}
 
     def auth_headers(self, conn: Any) -> dict[str, str]:
@@ -216,14 +285,20 @@ class FivetranHook(HttpApiHook):
 
     # -- syncs ------------------------------------------------------------------------------------------------------
     def trigger_sync(
-        self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
+        self,
+        connector_id: str,
+        *,
+        resync: bool | list[str] | dict[str, list[str]] = False,
+        force: bool = False,
+        **options: Any,
     ) -> SyncRef:
         """``/sync`` (``force`` restarts a running sync), ``/resync`` for ``resync=True``, or a table resync for
-        ``resync=["schema.table", ...]``. ``unpause=True`` resumes a paused connection first."""
+        ``resync=["schema.table", ...]`` or ``{"schema": ["table", ...]}`` (the API's own form, for names with
+        dots). ``unpause=True`` resumes a paused connection first."""
         unpause = bool(options.pop("unpause", False))
         if options:
             raise ValueError(f"{sorted(options)[0]}: not an option of Fivetran syncs")
-        tables = _tables_by_schema(resync) if isinstance(resync, list) else None
+        tables = _tables_by_schema(resync) if isinstance(resync, (list, dict)) else None
         connection = self.get_connector(connector_id)
         if connection.get("paused"):
             if not unpause:
@@ -233,6 +308,7 @@ class FivetranHook(HttpApiHook):
             "succeeded_at": connection.get("succeeded_at"),
             "failed_at": connection.get("failed_at"),
             "kind": "resync" if resync else "sync",
+            **({"tables": tables} if tables is not None else {}),  # what a table resync writes (lineage, assets)
         }
         if tables is not None:
             self._call("POST", f"{API}/{connector_id}/schemas/tables/resync", json=tables)
@@ -270,6 +346,37 @@ class FivetranHook(HttpApiHook):
         baseline = {"succeeded_at": connection.get("succeeded_at"), "failed_at": connection.get("failed_at")}
         return SyncRef(conn_type=self.conn_type, connector_id=connector_id, baseline=baseline)
 
+    # -- what a sync writes (lineage, assets) -------------------------------------------------------------------------
+    def schema_config(self, connector_id: str) -> dict[str, Any] | None:
+        """The connection's schema config (schemas and tables, enabled, names in the destination); None for
+        connectors that have none (Fivetran answers 404)."""
+        try:
+            return dict(self._call("GET", f"{API}/{connector_id}/schemas"))
+        except ApiNotFound:
+            return None
+
+    def get_destination(self, group_id: str) -> dict[str, Any] | None:
+        """The group's destination (service and config: where the tables are written), None when not visible."""
+        try:
+            return dict(self._call("GET", f"/v1/destinations/{group_id}"))
+        except ApiNotFound:
+            return None
+
+    def written_tables(self, ref: SyncRef) -> list[SyncedTable]:
+        """The tables the sync ``ref`` wrote: a table resync's tables, else every enabled table."""
+        config = self.schema_config(ref.connector_id)
+        return synced_tables(config or {}, ref.baseline.get("tables"))
+
+    def written_table_names(self, ref: SyncRef) -> tuple[str, ...]:
+        return tuple(table.name for table in self.written_tables(ref))
+
+    def lineage_datasets(self, ref: SyncRef, tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
+        """Source tables in (database sources), destination tables out, in the warehouse the group writes to."""
+        connection = self.get_connector(ref.connector_id)
+        destination = self.get_destination(str(connection.get("group_id")))
+        synced = [table for table in self.written_tables(ref) if table.name in tables]
+        return fivetran_datasets(connection, destination, synced)
+
     # -- links -------------------------------------------------------------------------------------------------------
     def connector_url(self, connector_id: str) -> str | None:
         return f"https://fivetran.com/dashboard/connectors/{connector_id}"
@@ -285,12 +392,29 @@ class FivetranHook(HttpApiHook):
         return True, "Fivetran API reachable, credentials accepted"
 
 
-def _tables_by_schema(tables: list[str]) -> dict[str, list[str]]:
+def _tables_by_schema(tables: list[str] | dict[str, list[str]]) -> dict[str, list[str]]:
+    """The table-resync body: ``{"schema": ["table", ...]}`` given as is, or built from ``["schema.table", ...]``.
+
+    A name with more than one dot is ambiguous (schemas and tables may both contain dots): it is refused with a
+    pointer to the explicit form rather than split at a guess."""
+    if isinstance(tables, dict):
+        for schema, names in tables.items():
+            if not isinstance(schema, str) or not schema:
+                raise ValueError(f"resync: schema names must be non-empty strings, got {schema!r}")
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+                raise ValueError(f"resync.{schema}: expected a non-empty list of table names")
+        if not tables:
+            raise ValueError("resync: give at least one schema with tables, or True for a full historical resync")
+        return {schema: list(names) for schema, names in tables.items()}
     grouped: dict[str, list[str]] = defaultdict(list)
     for name in tables:
         schema, dot, table = str(name).partition(".")
         if not dot or not schema or not table:
             raise ValueError(f'resync: tables must be written "schema.table", got {name!r}')
+        if "." in table:
+            raise ValueError(
+                f'resync: {name!r} is ambiguous (which dot separates schema and table?); write {{"schema": ["table"]}}'
+            )
         grouped[schema].append(table)
     if not grouped:
         raise ValueError("resync: give at least one table, or True for a full historical resync")

@@ -23,6 +23,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_connectors.hooks.base import ConnectorHook
 from airflow_connectors.hooks.connection import HttpSettings
+from airflow_connectors.hooks.network_errors import describe
 from airflow_connectors.hooks.retry_policy import IDEMPOTENT_METHODS, RetryPolicy, parse_retry_after
 
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-correlation-id")
@@ -168,8 +169,9 @@ class _Attempts:
     started: float = field(default_factory=time.monotonic)
     attempt: int = 0
 
-    def network_error(self, exc: Exception) -> tuple[ApiError, bool]:
-        error = ApiUnavailable(None, f"{type(exc).__name__}: no usable response", method=self.method, path=self.path)
+    def network_error(self, exc: Exception, settings: HttpSettings) -> tuple[ApiError, bool]:
+        message = describe(exc, settings.base_url, settings.connect_timeout, settings.read_timeout)
+        error = ApiUnavailable(None, message, method=self.method, path=self.path)
         return error, _is_retryable(self.method, None, self.policy, exc, self.idempotent)
 
     def http_error(self, status: int, headers: Mapping[str, str], text: str) -> tuple[ApiError, bool]:
@@ -277,7 +279,7 @@ class HttpApiHook(ConnectorHook):
                     timeout=(settings.connect_timeout, settings.read_timeout),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                error, retryable = attempts.network_error(exc)
+                error, retryable = attempts.network_error(exc, settings)
             else:
                 if response.status_code < 400:
                     return self.unwrap(_json(response.text, response.headers.get("content-type", "")))
@@ -305,7 +307,7 @@ class HttpApiHook(ConnectorHook):
                         method, settings.base_url + path, json=json, params=params, headers=dict(headers or {})
                     )
                 except httpx.TransportError as exc:
-                    error, retryable = attempts.network_error(exc)
+                    error, retryable = attempts.network_error(exc, settings)
                 else:
                     if response.status_code < 400:
                         return self.unwrap(_json(response.text, response.headers.get("content-type", "")))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, ApiNotFound, ApiValidationError, HttpApiHook
+from airflow_connectors.hooks.polytomic_tables import bulk_sync_tables, model_sync_tables
 from airflow_connectors.merge_patch import merge_patch
 
 DEFAULT_VERSION = "2025-09-18"
@@ -316,6 +317,14 @@ class PolytomicHook(HttpApiHook):
         if current and STATES.get(str(current.get("status")), SyncState.RUNNING) is SyncState.RUNNING:
             return SyncRef(self.conn_type, sync_id, str(current["id"]), {"kind": "bulk"})
         return None
+
+    def written_table_names(self, ref: SyncRef) -> tuple[str, ...]:
+        """A model sync's target object, or the tables of a bulk sync's enabled schemas."""
+        if ref.baseline.get("kind") == "model":
+            return tuple(model_sync_tables(self._call("GET", f"/api/syncs/{ref.connector_id}")))
+        sync = self._call("GET", f"/api/bulk/syncs/{ref.connector_id}")
+        schemas = self._call("GET", f"/api/bulk/syncs/{ref.connector_id}/schemas") or []
+        return tuple(bulk_sync_tables(sync, schemas))
 
     # -- links -------------------------------------------------------------------------------------------------------
     def connector_url(self, connection_id: str) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_connectors.assets import emit_table_assets
 from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncState, SyncStatus
-from airflow_connectors.hooks.http import ApiConflict, ApiNotFound
+from airflow_connectors.hooks.http import ApiConflict, ApiError, ApiNotFound
 from airflow_connectors.hooks.registry import get_hook, hook_for
 from airflow_connectors.links import CONNECTOR_URL_KEY, RUN_URL_KEY, ConnectorLink, ConnectorRunLink
 from airflow_connectors.templated import as_bool, as_resync, load_json_object
@@ -158,7 +159,8 @@ class SyncConnectorOperator(BaseOperator):
     :param conn_id: Airflow connection of the connector API (its type picks the hook).
     :param connector_id: the connector (templated; Polytomic: the bulk sync's id, or the model sync's id with
         ``sync_options={"sync_kind": "model"}``).
-    :param resync: ``False``, ``True`` for a full historical resync, or a list of tables to resync.
+    :param resync: ``False``, ``True`` for a full historical resync, or the tables to resync: ``["schema.table"]``
+        or ``{"schema": ["table"]}`` (Fivetran, for names with dots).
     :param force: start even if a sync is in progress (Fivetran ``force``; CDC core and Polytomic: the active run
         is cancelled and this one started once it has ended).
     :param schedule: set the connector's schedule first (CDC core: ``interval_seconds`` / ``cron``; Polytomic: the
@@ -196,7 +198,7 @@ class SyncConnectorOperator(BaseOperator):
         *,
         conn_id: str,
         connector_id: str,
-        resync: bool | list[str] | str = False,
+        resync: bool | list[str] | dict[str, list[str]] | str = False,
         force: bool | str = False,
         schedule: dict[str, Any] | None = None,
         unpause: bool | str = False,
@@ -288,6 +290,10 @@ class SyncConnectorOperator(BaseOperator):
                 return stored, True
             self.log.info("run %s of an earlier try ended %s: starting a new one", stored.run_id, status.raw_state)
         resync, force = as_resync(self.resync), as_bool(self.force, field="force")
+        if isinstance(resync, dict) and not getattr(hook, "resync_takes_schema_map", False):
+            raise ValueError(
+                f'resync: {type(hook).__name__} takes ["schema.table", ...], not a {{schema: [tables]}} map'
+            )
         if self.schedule:
             hook.set_schedule(self.connector_id, self.schedule)
             self.log.info("schedule of connector %s set", self.connector_id)
@@ -296,7 +302,12 @@ class SyncConnectorOperator(BaseOperator):
             self.log.info("connector %s resumed", self.connector_id)
         owned = True
         try:
-            ref = hook.trigger_sync(self.connector_id, resync=resync, force=force, **self.sync_options)
+            ref = hook.trigger_sync(
+                self.connector_id,
+                resync=resync,  # type: ignore[arg-type]  # a schema map only reaches hooks that take one (above)
+                force=force,
+                **self.sync_options,
+            )
             self.log.info("started run %s of connector %s", ref.run_id, self.connector_id)
         except ApiConflict as exc:
             active = hook.find_active_sync(self.connector_id)
@@ -357,11 +368,22 @@ class SyncConnectorOperator(BaseOperator):
 
         return operator_lineage(*get_hook(self.conn_id).lineage_datasets(status.ref, status.tables))
 
+    def _with_written_tables(self, status: SyncStatus) -> SyncStatus:
+        """A SaaS sync's tables come from the API's configuration, not the run: asked once it succeeded. Not
+        knowing them costs the assets and lineage of this run, never the run's success."""
+        try:
+            return replace(status, tables=get_hook(self.conn_id).written_table_names(status.ref))
+        except ApiError as exc:
+            self.log.warning("the tables this sync wrote are unknown (no assets, no lineage): %s", exc)
+            return status
+
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
         error = status.failure()
         if error:
             raise AirflowException(error)
+        if status.state is SyncState.SUCCESS and not status.tables:
+            status = self._with_written_tables(status)
         summary = {k: v for k, v in status.to_dict().items() if k not in ("details", "ref")}
         context["ti"].xcom_push(key="sync_result", value=summary)
         self._finished = status  # what get_openlineage_facets_on_complete reports

@@ -1,8 +1,9 @@
 """A fake Fivetran REST API (v1 connections) that follows the published contract and moves syncs over time.
 
 Envelopes ``{"code", "message", "data"}``; 201 on create; cursor paging; HTTP Basic auth (401 otherwise). When
-``../shared/contracts/fivetran-openapi.json`` is present, every request body and every connection it returns is
-validated against Fivetran's own OpenAPI schemas, so the fake cannot drift from the real API unnoticed.
+Fivetran's OpenAPI document is found (``tests/fakes/fivetran_spec.py`` says where), every request body is validated
+against it before any handler runs (a violation is answered 400 and recorded in ``failures``, so the test whose
+code sent it fails) and every connection the fake returns is too: neither side can drift from the real API.
 
 Syncs: ``/sync`` puts a connection in ``syncing``; the first status read after ``sync_seconds`` finishes it
 (``succeeded_at`` or ``failed_at`` set, per ``outcomes``). ``outcomes[id] = "rescheduled"`` makes the next sync
@@ -14,17 +15,13 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import jsonschema
-
+from tests.fakes.fivetran_spec import load_spec
 from tests.fakes.server import FakeApi, Request, route
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "fivetran-openapi.json"
 ALLOWED_FREQUENCIES = (1, 5, 15, 30, 60, 120, 180, 360, 480, 720, 1440)
 
 
@@ -34,52 +31,6 @@ def _now() -> datetime:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def _integer_enums(node: Any) -> Any:
-    """The spec lists integer enums as strings ("15"); make them integers so real requests validate."""
-    if isinstance(node, dict):
-        fixed = {key: _integer_enums(value) for key, value in node.items()}
-        if fixed.get("type") == "integer" and isinstance(fixed.get("enum"), list):
-            fixed["enum"] = [int(value) for value in fixed["enum"]]
-        return fixed
-    if isinstance(node, list):
-        return [_integer_enums(item) for item in node]
-    return node
-
-
-def _without_nulls(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {key: _without_nulls(value) for key, value in node.items() if value is not None}
-    if isinstance(node, list):
-        return [_without_nulls(item) for item in node]
-    return node
-
-
-class SpecValidator:
-    """Request and response schemas of Fivetran's OpenAPI document (``$ref`` resolved against the whole file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.spec = _integer_enums(json.loads(path.read_text()))
-
-    def _validate(self, schema: dict[str, Any], instance: Any, what: str) -> None:
-        wrapped = {**schema, "components": self.spec["components"]}
-        errors = sorted(jsonschema.Draft7Validator(wrapped).iter_errors(instance), key=lambda e: list(e.path))
-        if errors:
-            first = errors[0]
-            raise AssertionError(f"{what} violates Fivetran's OpenAPI schema at {list(first.path)}: {first.message}")
-
-    def request(self, path: str, method: str, body: Any) -> None:
-        operation = self.spec["paths"][path][method.lower()]
-        schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-        if schema is not None and body is not None:
-            self._validate(schema, body, f"{method} {path} request")
-
-    def connection(self, data: dict[str, Any]) -> None:
-        # The document marks no field nullable, yet the API sends null for "never" (succeeded_at, ...).
-        self._validate(
-            {"$ref": "#/components/schemas/ConnectorResponseV1"}, _without_nulls(data), "connection response"
-        )
 
 
 class FakeFivetran(FakeApi):
@@ -95,8 +46,12 @@ class FakeFivetran(FakeApi):
         self.reschedule_seconds = 1.0
         self._finish_at: dict[str, datetime] = {}
         self._ids = itertools.count(1)
-        self.spec = SpecValidator(SPEC_PATH) if SPEC_PATH.exists() else None
+        self.spec = load_spec()
         self.sync_requests: list[tuple[str, dict[str, Any]]] = []  # (connection id, body) of /sync, /resync...
+        # Source tables of a connection: {source schema: {table: enabled}}; a connection without one answers 404
+        # to its schema config (as connectors without a configurable schema do).
+        self.source_tables: dict[str, dict[str, dict[str, bool]]] = {}
+        self.destinations: dict[str, dict[str, Any]] = {}  # group id -> {"service", "config"}
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def authorize(self, request: Request) -> bool:
@@ -116,20 +71,22 @@ class FakeFivetran(FakeApi):
     def error(status: int, code: str, message: str) -> tuple[int, Any]:
         return status, {"code": code, "message": message}
 
-    def _check(self, request: Request, template: str) -> tuple[int, Any] | None:
-        if self.spec is None:
-            return None
-        try:
-            self.spec.request(template, request.method, request.body)
-        except AssertionError as exc:
-            return self.error(400, "InvalidInput", str(exc))
-        return None
+    def _answer(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        """Every request body is checked against the OpenAPI before any handler sees it: a violation is answered
+        400 (as the API would) and recorded in ``failures`` (the fixture fails the test that sent it)."""
+        if self.spec is not None and request.body is not None and self.authorize(request):
+            errors = self.spec.request_errors(request.method, request.path, request.body)
+            if errors:
+                message = f"{request.method} {request.path} request violates Fivetran's OpenAPI schema {errors[0]}"
+                self.failures.append(message)
+                return 400, {"code": "InvalidInput", "message": message}, {}
+        return super()._answer(request)
 
     def _view(self, connection: dict[str, Any]) -> dict[str, Any]:
         self._advance(connection)
         view = {key: value for key, value in connection.items() if not key.startswith("_")}
-        if self.spec is not None:
-            self.spec.connection(view)
+        if self.spec is not None and (errors := self.spec.response_errors("ConnectorResponseV1", view)):
+            raise AssertionError(f"connection response violates Fivetran's OpenAPI schema {errors[0]}")
         return view
 
     def _advance(self, connection: dict[str, Any]) -> None:
@@ -164,8 +121,6 @@ class FakeFivetran(FakeApi):
     # -- routes ------------------------------------------------------------------------------------------------
     @route("POST", r"/v1/connections")
     def create(self, request: Request) -> tuple[int, Any]:
-        if (invalid := self._check(request, "/v1/connections")) is not None:
-            return invalid
         body = request.body or {}
         for field in ("group_id", "service"):
             if not body.get(field):
@@ -233,8 +188,6 @@ class FakeFivetran(FakeApi):
         connection = self._get(request)
         if connection is None:
             return self._missing(request)
-        if (invalid := self._check(request, "/v1/connections/{connectionId}")) is not None:
-            return invalid
         body = dict(request.body or {})
         frequency = body.get("sync_frequency", connection["sync_frequency"])
         if "daily_sync_time" in body and frequency != 1440:
@@ -270,8 +223,6 @@ class FakeFivetran(FakeApi):
         connection = self._get(request)
         if connection is None:
             return self._missing(request)
-        if (invalid := self._check(request, "/v1/connections/{connectionId}/sync")) is not None:
-            return invalid
         self._advance(connection)
         if connection["paused"]:
             return self.error(409, "Conflict", "Connection is paused")
@@ -287,8 +238,6 @@ class FakeFivetran(FakeApi):
         connection = self._get(request)
         if connection is None:
             return self._missing(request)
-        if (invalid := self._check(request, "/v1/connections/{connectionId}/resync")) is not None:
-            return invalid
         scope = (request.body or {}).get("scope")
         if scope is not None and not scope:
             return self.error(400, "InvalidInput", "scope must not be empty")
@@ -317,3 +266,51 @@ class FakeFivetran(FakeApi):
         view = self._view(connection)
         view["setup_tests"] = [{"title": "Connecting to the source", "status": "PASSED", "message": ""}]
         return self.ok(view, "Setup tests have been completed")
+
+    @route("GET", r"/v1/connections/(?P<id>[^/]+)/schemas")
+    def schema_config(self, request: Request) -> tuple[int, Any]:
+        """Fivetran's naming for database sources: schema ``<connection schema>_<source schema>``, tables as is."""
+        connection = self._get(request)
+        if connection is None:
+            return self._missing(request)
+        if connection["id"] not in self.source_tables:
+            return self.error(404, "NotFound_SchemaConfig", "Schema config for the connection doesn't exist")
+        schemas = {}
+        for schema, tables in self.source_tables[connection["id"]].items():
+            schemas[schema] = {
+                "name_in_destination": f"{connection['schema']}_{schema}".lower(),
+                "enabled": any(tables.values()),
+                "tables": {
+                    table: {
+                        "name_in_destination": table.lower(),
+                        "enabled": enabled,
+                        "sync_mode": "SOFT_DELETE",
+                        "columns": {},
+                        "enabled_patch_settings": {"allowed": True},
+                        "supports_columns_config": True,
+                        "supports_history_mode": True,
+                    }
+                    for table, enabled in tables.items()
+                },
+            }
+        config = {"enable_new_by_default": True, "schema_change_handling": "ALLOW_ALL", "schemas": schemas}
+        if self.spec is not None and (errors := self.spec.response_errors("StandardConfigResponse", config)):
+            raise AssertionError(f"schema config response violates Fivetran's OpenAPI schema {errors[0]}")
+        return self.ok(config)
+
+    @route("GET", r"/v1/destinations/(?P<id>[^/]+)")
+    def destination(self, request: Request) -> tuple[int, Any]:
+        group_id = request.params["id"]
+        if group_id not in self.destinations:
+            return self.error(404, "NotFound_Destination", f"Destination with id '{group_id}' doesn't exist")
+        view = {
+            "id": group_id,
+            "group_id": group_id,
+            "region": "GCP_US_EAST4",
+            "time_zone_offset": "0",
+            "setup_status": "CONNECTED",
+            **self.destinations[group_id],
+        }
+        if self.spec is not None and (errors := self.spec.response_errors("DestinationExtendedResponse", view)):
+            raise AssertionError(f"destination response violates Fivetran's OpenAPI schema {errors[0]}")
+        return self.ok(view)

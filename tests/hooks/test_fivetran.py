@@ -11,7 +11,7 @@ from airflow_connectors.hooks.base import SyncRef, SyncState
 from airflow_connectors.hooks.fivetran import FivetranHook, sync_status
 from airflow_connectors.hooks.http import ApiAuthError, ApiNotFound
 from airflow_connectors.hooks.retry_policy import RetryPolicy
-from tests.fakes.fivetran import SPEC_PATH, FakeFivetran
+from tests.fakes.fivetran import FakeFivetran
 from tests.fakes.server import dropped, rate_limited, server_error
 
 FAST = RetryPolicy(backoff_base=0.01, backoff_max=0.05, budget_seconds=20)
@@ -191,12 +191,36 @@ def test_async_status_under_an_event_loop(fake_fivetran: FakeFivetran) -> None:
     assert asyncio.run(FivetranHook(retry=FAST).acancel_sync(ref)) is False
 
 
-@pytest.mark.skipif(not SPEC_PATH.exists(), reason="../shared/contracts/fivetran-openapi.json is not present")
-def test_the_fake_validates_against_fivetrans_openapi(fake_fivetran: FakeFivetran) -> None:
-    import requests
+@pytest.mark.parametrize("unreadable", ["null", "yesterday-ish", 17])
+def test_unreadable_timestamps_are_unknown_with_a_warning(unreadable: Any, caplog: pytest.LogCaptureFixture) -> None:
+    ref = SyncRef("fivetran_api", "c", baseline={"succeeded_at": None, "failed_at": unreadable})
+    connection = {
+        "succeeded_at": "2026-01-01T01:00:00.870504Z",
+        "failed_at": unreadable,
+        "status": {"sync_state": "scheduled"},
+    }
+    with caplog.at_level("WARNING"):
+        status = sync_status(ref, connection)
+    assert status.state is SyncState.SUCCESS
+    assert f"failed_at {unreadable!r} is not an ISO 8601 timestamp" in caplog.text
 
-    session = requests.Session()
-    session.auth = (fake_fivetran.api_key, fake_fivetran.api_secret)
-    connection = create(FivetranHook(retry=FAST))
-    response = session.patch(f"{fake_fivetran.url}/v1/connections/{connection['id']}", json={"sync_frequency": "x"})
-    assert response.status_code == 400 and "OpenAPI" in response.json()["message"]
+
+def test_a_recorded_null_string_does_not_break_a_sync(fake_fivetran: FakeFivetran) -> None:
+    hook = FivetranHook(retry=FAST)
+    connection_id = create(hook)["id"]
+    fake_fivetran.connections[connection_id]["failed_at"] = "null"  # as in a recorded Fivetran payload
+    ref = hook.trigger_sync(connection_id)
+    assert ref.baseline["failed_at"] == "null"
+    assert wait_sync(hook, ref).state is SyncState.SUCCESS
+
+
+def test_table_resync_for_schemas_with_dots_takes_the_explicit_form(fake_fivetran: FakeFivetran) -> None:
+    hook = FivetranHook(retry=FAST)
+    connection_id = create(hook)["id"]
+    tables = {"sales.eu": ["orders", "order.lines"], "public": ["users"]}
+    assert wait_sync(hook, hook.trigger_sync(connection_id, resync=tables)).state is SyncState.SUCCESS
+    assert fake_fivetran.sync_requests[-1] == (connection_id, {"kind": "resync_tables", "tables": tables})
+    with pytest.raises(ValueError, match=r"'sales\.eu\.orders' is ambiguous"):
+        hook.trigger_sync(connection_id, resync=["sales.eu.orders"])
+    with pytest.raises(ValueError, match=r"^resync\.public: expected a non-empty list"):
+        hook.trigger_sync(connection_id, resync={"public": []})

@@ -117,7 +117,7 @@ def test_retry_budget_ends_with_the_last_error(echo: EchoApi) -> None:
 def test_read_timeout(echo: EchoApi) -> None:
     echo.inject(slow(3), times=5)
     started = time.monotonic()
-    with pytest.raises(ApiUnavailable, match="Timeout"):
+    with pytest.raises(ApiUnavailable, match="no response within 1s"):
         EchoHook(retry=RetryPolicy(max_attempts=2, backoff_base=0.01))._call("GET", "/things/e")
     assert time.monotonic() - started < 2.9 * 2  # each attempt gave up after the 1 s read timeout
 

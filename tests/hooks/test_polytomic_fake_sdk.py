@@ -141,6 +141,8 @@ def test_bulk_sync_create_update_activate(fake: FakePolytomic) -> None:
 def test_bulk_executions_over_time(fake: FakePolytomic) -> None:
     client = sdk_client(fake)
     sid = fake.add_bulk_sync()
+    # Long enough that the 409 and status calls below (which also look at it) cannot see it finish on a busy machine.
+    fake.run_seconds = 3
     started = strict(client.bulk_sync.start(sid, fetch_mode="incremental", resync_mode="resync")).data
     assert started.status == "created" and started.is_resync is True
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from airflow_connectors.hooks.base import SyncRef
+from airflow_connectors.hooks.fivetran import SyncedTable
 from airflow_connectors.hooks.polytomic import PolytomicHook
-from airflow_connectors.lineage import cdc_datasets, operator_lineage, saas_datasets
+from airflow_connectors.lineage import cdc_datasets, fivetran_datasets, operator_lineage, saas_datasets
 
 CONNECTOR = {
     "source": {"postgres": {"connection": {"host": "shop-db", "port": 5432, "database": "shop"}}},
@@ -34,6 +35,28 @@ def test_saas_sync_reports_the_tables_it_wrote() -> None:
     assert hook.lineage_datasets(SyncRef("polytomic", "s1"), ["a.b"]) == ([], [("polytomic://s1", "a.b")])
 
 
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        (
+            {"service": "snowflake", "config": {"host": "xy12345.eu-west-1.snowflakecomputing.com", "database": "RAW"}},
+            ("snowflake://xy12345.eu-west-1", "RAW.crm_sf.contact"),
+        ),
+        ({"service": "big_query", "config": {"project_id": "acme-dwh"}}, ("bigquery", "acme-dwh.crm_sf.contact")),
+        (
+            {"service": "redshift", "config": {"host": "dwh.c1x.us-east-1.redshift.amazonaws.com", "database": "dev"}},
+            ("redshift://dwh.us-east-1:5439", "dev.crm_sf.contact"),
+        ),
+        ({"service": "s3_data_lake", "config": {"bucket": "b"}}, ("fivetran://grp", "crm_sf.contact")),
+        (None, ("fivetran://grp", "crm_sf.contact")),
+    ],
+)
+def test_fivetran_outputs_are_named_after_the_destination_warehouse(destination, expected) -> None:  # type: ignore[no-untyped-def]
+    connection = {"group_id": "grp", "service": "salesforce", "config": {"schema": "crm"}}
+    inputs, outputs = fivetran_datasets(connection, destination, [SyncedTable("sf", "Contact", "crm_sf", "contact")])
+    assert inputs == [] and outputs == [expected]  # a SaaS source has no OpenLineage naming: no input
+
+
 def test_operator_lineage_needs_the_openlineage_provider() -> None:
     try:
         import airflow.providers.openlineage  # noqa: F401
@@ -43,17 +66,3 @@ def test_operator_lineage_needs_the_openlineage_provider() -> None:
     lineage = operator_lineage(*cdc_datasets(CONNECTOR, ["shop.orders"]))
     assert [d.name for d in lineage.inputs] == ["shop.shop.orders"]
     assert [d.namespace for d in lineage.outputs] == ["postgres://dwh:6543"]
-
-
-def test_sync_operator_reports_lineage_on_completion(fake_fivetran) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("airflow.providers.openlineage")
-    from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
-    from airflow_connectors.operators.connector import SyncConnectorOperator
-
-    operator = SyncConnectorOperator(task_id="sync", conn_id="fivetran_default", connector_id="conn_1")
-    assert operator.get_openlineage_facets_on_complete(None) is None  # nothing finished yet
-    operator._finished = SyncStatus(
-        SyncState.SUCCESS, "succeeded", SyncRef("fivetran_api", "conn_1"), tables=("public.deals",)
-    )
-    lineage = operator.get_openlineage_facets_on_complete(None)
-    assert [(d.namespace, d.name) for d in lineage.outputs] == [("fivetran_api://conn_1", "public.deals")]

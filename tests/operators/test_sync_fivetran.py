@@ -141,3 +141,32 @@ def test_patch_is_validated_against_fivetran_value_sets_before_sending(
     assert result.task_states == {"patch": "failed"}
     assert "sync_frequency" in result.logs
     assert fake_fivetran.requests_to("PATCH", r"/v1/connections/.*") == []
+
+
+def test_a_templated_table_resync_in_the_explicit_schema_form(
+    airflow_env: AirflowEnv, fake_fivetran: FakeFivetran
+) -> None:
+    connector_id = new_connection(fake_fivetran)
+
+    result = run_sync(airflow_env, connector_id, resync="{{ {'sales.eu': ['orders']} }}")
+
+    assert result.task_states == {"sync": "success"}, result.logs
+    assert fake_fivetran.sync_requests == [
+        (connector_id, {"kind": "resync_tables", "tables": {"sales.eu": ["orders"]}})
+    ]
+
+
+def test_the_schema_map_form_is_refused_where_the_api_does_not_take_it(airflow_env: AirflowEnv, fake_polytomic) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import DAG
+
+    sync_id = fake_polytomic.add_bulk_sync()
+    with DAG(f"ft_{uuid.uuid4().hex[:10]}", schedule=None, start_date=datetime(2024, 1, 1)) as dag:
+        SyncConnectorOperator(
+            task_id="sync", conn_id="polytomic_default", connector_id=sync_id, resync={"public": ["users"]}
+        )
+
+    result = airflow_env.run_dag(dag)
+
+    assert result.task_states == {"sync": "failed"}
+    assert "resync: PolytomicHook takes" in result.logs
+    assert fake_polytomic.requests_to("POST", r"/api/bulk/syncs/.*/executions") == []
