@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,15 @@ def as_resync(value: bool | str | list[str] | dict[str, list[str]]) -> bool | li
         if isinstance(parsed, dict):
             return parsed
     raise ValueError(f"resync: expected true, false, a list of tables or a {{schema: [tables]}} map, got {value!r}")
+
+
+def as_moment(value: datetime | str, *, field: str) -> datetime:
+    """A point in time as given or rendered (``"{{ data_interval_end }}"`` renders ISO 8601); naive means UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{field}: expected an ISO 8601 time, got {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{field}: expected a datetime or an ISO 8601 string, got {type(value).__name__}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

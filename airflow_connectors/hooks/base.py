@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseHook
@@ -149,6 +150,9 @@ class ConnectorHook(BaseHook, ABC):
     connector_id_key: ClassVar[str] = "id"
     # Poll failures a wait rides out until its deadline (the HTTP layer already spent its retries on them).
     transient_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    # Whether the API gives each sync an id. Without one (Fivetran) a sync is told apart from earlier ones only by
+    # when it ended, so a sync this task did not start is referred to by a time (:meth:`sync_ended_after`).
+    has_run_ids: ClassVar[bool] = True
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -207,6 +211,10 @@ class ConnectorHook(BaseHook, ABC):
     @abstractmethod
     def find_active_sync(self, connector_id: str) -> SyncRef | None:
         """The sync still running for this connector, if any: lets a retried task re-attach to it."""
+
+    def sync_ended_after(self, connector_id: str, moment: datetime) -> SyncRef:
+        """The first sync of ``connector_id`` to end after ``moment``, for APIs without run ids."""
+        raise ValueError(f"completed_after: {self.conn_type} syncs have run ids; pass run_id or sync_ref instead")
 
     # -- waiting ----------------------------------------------------------------------------------------------
     def poll_sync(self, ref: SyncRef) -> SyncStatus | None:

@@ -212,6 +212,7 @@ class FivetranHook(HttpApiHook):
     connector_id_key: ClassVar[str] = "id"
     resync_takes_schema_map: ClassVar[bool] = True  # {"schema": ["table"]}: the API's form, for dotted names
     base_headers = {"Accept": "application/json;version=2"}
+    has_run_ids = False
 
     def auth_headers(self, conn: Any) -> dict[str, str]:
         if not conn.login or not conn.password:
@@ -332,6 +333,13 @@ class FivetranHook(HttpApiHook):
         if _needs_manual_retrigger(connection, status, datetime.now(UTC)):
             await self._acall("POST", f"{API}/{ref.connector_id}/sync", json={"force": False})
         return status
+
+    def sync_ended_after(self, connector_id: str, moment: datetime) -> SyncRef:
+        """The baseline is the moment itself: only a success or failure stamped after it ends the wait."""
+        stamp = moment.isoformat()
+        return SyncRef(
+            conn_type=self.conn_type, connector_id=connector_id, baseline={"succeeded_at": stamp, "failed_at": stamp}
+        )
 
     def cancel_sync(self, ref: SyncRef) -> bool:
         return False

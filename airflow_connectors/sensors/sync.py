@@ -8,6 +8,7 @@ cancels it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, conf
@@ -16,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from airflow_connectors.hooks.base import ConnectorHook, SyncRef, SyncStatus
 from airflow_connectors.hooks.registry import get_hook
 from airflow_connectors.links import RUN_URL_KEY, ConnectorRunLink
-from airflow_connectors.templated import load_json_object
+from airflow_connectors.templated import as_moment, load_json_object
 from airflow_connectors.triggers.sync import SyncEvent, SyncTrigger
 from airflow_connectors.waiting import defer_timeout, wait_deadline
 
@@ -26,13 +27,17 @@ class ConnectorSyncSensor(BaseSensorOperator):
 
     :param conn_id: Airflow connection of the connector API.
     :param sync_ref: the run reference (a dict or its JSON, e.g. the sync operator's XCom; templated), or
-    :param connector_id: / :param run_id: the connector and run ids (templated), for APIs with run ids.
+    :param connector_id: the connector (templated) with
+    :param run_id: the run (templated), for APIs with run ids (CDC core, Polytomic), or
+    :param completed_after: a time (templated, e.g. ``"{{ data_interval_end }}"``), for APIs without run ids
+        (Fivetran): the first sync to end after it is awaited. A bare connector id is refused there, since the
+        connector's last success may be older than the data the DAG needs (the sync running now is not done).
     :param min_rows: fail unless the run moved at least this many rows.
     :param max_lag_bytes: fail if the run ended further behind the source than this (CDC core).
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     """
 
-    template_fields: Sequence[str] = ("conn_id", "sync_ref", "connector_id", "run_id")
+    template_fields: Sequence[str] = ("conn_id", "sync_ref", "connector_id", "run_id", "completed_after")
     operator_extra_links = (ConnectorRunLink(),)
 
     def __init__(
@@ -42,6 +47,7 @@ class ConnectorSyncSensor(BaseSensorOperator):
         sync_ref: dict[str, Any] | str | None = None,
         connector_id: str | None = None,
         run_id: str | None = None,
+        completed_after: datetime | str | None = None,
         min_rows: int | None = None,
         max_lag_bytes: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -54,18 +60,32 @@ class ConnectorSyncSensor(BaseSensorOperator):
         self.sync_ref = sync_ref
         self.connector_id = connector_id
         self.run_id = run_id
+        self.completed_after = completed_after
         self.min_rows = min_rows
         self.max_lag_bytes = max_lag_bytes
         self.deferrable = deferrable
 
     def _ref(self, hook: ConnectorHook) -> SyncRef:
+        """The awaited sync, refusing a reference that could match a sync ended before it (a stale success)."""
         conn_type = hook.conn_type
         if self.sync_ref is not None:
             ref = SyncRef.from_dict(load_json_object(self.sync_ref, field="sync_ref"))
             if ref.conn_type != conn_type:
                 raise ValueError(f"sync_ref: a {ref.conn_type} run, but {self.conn_id} is a {conn_type} connection")
-            return ref
-        return SyncRef(conn_type=conn_type, connector_id=str(self.connector_id), run_id=self.run_id)
+        elif self.completed_after is not None:
+            moment = as_moment(self.completed_after, field="completed_after")
+            ref = hook.sync_ended_after(str(self.connector_id), moment)
+        else:
+            ref = SyncRef(conn_type=conn_type, connector_id=str(self.connector_id), run_id=self.run_id)
+        if hook.has_run_ids and not ref.run_id:
+            raise ValueError(f"run_id: {conn_type} syncs are tracked by run id; pass run_id or sync_ref")
+        if not hook.has_run_ids and not ref.baseline:
+            raise ValueError(
+                f"completed_after: {conn_type} syncs have no run ids, so a bare connector id could match a sync "
+                "that ended long ago; pass completed_after (e.g. '{{ data_interval_end }}') or sync_ref (the sync "
+                "operator's XCom)"
+            )
+        return ref
 
     def poke(self, context: Any) -> bool:
         hook = get_hook(self.conn_id)

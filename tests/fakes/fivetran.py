@@ -43,6 +43,9 @@ class FakeFivetran(FakeApi):
         self.connections: dict[str, dict[str, Any]] = {}
         self.outcomes: dict[str, str] = {}  # connection id -> "succeeded" | "failed" | "rescheduled"
         self.sync_seconds = 0.3
+        # connection id -> status reads its next sync is still running for, instead of ``sync_seconds``: for tests
+        # that must see a sync running whatever the machine's speed.
+        self.sync_reads: dict[str, int] = {}
         self.reschedule_seconds = 1.0
         self._finish_at: dict[str, datetime] = {}
         self._ids = itertools.count(1)
@@ -98,7 +101,7 @@ class FakeFivetran(FakeApi):
             if now >= due and connection["schedule_type"] == "auto":
                 status["rescheduled_for"] = None
                 self._start(connection)
-        if status["sync_state"] == "syncing" and now >= self._finish_at.get(cid, now):
+        if status["sync_state"] == "syncing" and self._sync_over(cid, now):
             outcome = self.outcomes.pop(cid, "succeeded")
             if outcome == "rescheduled":
                 status["sync_state"] = "rescheduled"
@@ -107,6 +110,15 @@ class FakeFivetran(FakeApi):
             connection["succeeded_at" if outcome == "succeeded" else "failed_at"] = _iso(now)
             status["sync_state"] = "scheduled"
             status["is_historical_sync"] = False
+
+    def _sync_over(self, cid: str, now: datetime) -> bool:
+        if cid not in self.sync_reads:
+            return now >= self._finish_at.get(cid, now)
+        self.sync_reads[cid] -= 1
+        if self.sync_reads[cid] >= 0:
+            return False
+        del self.sync_reads[cid]
+        return True
 
     def _start(self, connection: dict[str, Any]) -> None:
         connection["status"]["sync_state"] = "syncing"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -224,3 +225,15 @@ def test_table_resync_for_schemas_with_dots_takes_the_explicit_form(fake_fivetra
         hook.trigger_sync(connection_id, resync=["sales.eu.orders"])
     with pytest.raises(ValueError, match=r"^resync\.public: expected a non-empty list"):
         hook.trigger_sync(connection_id, resync={"public": []})
+
+
+def test_a_sync_running_after_an_old_success_is_not_done() -> None:
+    """Issue 15 item 8, on a connection as Fivetran returns it: the success predates the time asked for."""
+    ref = FivetranHook("unused").sync_ended_after("c", datetime(2024, 5, 2, 12, tzinfo=UTC))
+    old = {"succeeded_at": "2024-05-01T08:00:00.000Z", "failed_at": None, "status": {"sync_state": "syncing"}}
+    done = {**old, "succeeded_at": "2024-05-02T12:00:01.000Z", "status": {"sync_state": "scheduled"}}
+    failed = {**old, "failed_at": "2024-05-02T12:30:00Z", "status": {"sync_state": "scheduled"}}
+
+    assert sync_status(ref, old).state is SyncState.RUNNING
+    assert sync_status(ref, done).state is SyncState.SUCCESS
+    assert sync_status(ref, failed).state is SyncState.FAILED
