@@ -41,7 +41,7 @@ def _database_namespace(service: str, config: dict[str, Any]) -> tuple[str, list
     """(namespace, name prefix) of a database or warehouse Fivetran reads or writes, from its service and config."""
     host, port = config.get("host"), config.get("port")
     if "postgres" in service and host:
-        return f"postgres://{host}:{port or 5432}", [str(config.get("database") or "")]
+        return _postgres_namespace(config), [str(config.get("database") or "")]
     if "redshift" in service and host:
         cluster, _, rest = str(host).partition(".")
         region = rest.split(".")[1] if rest.count(".") >= 2 else ""

@@ -170,3 +170,21 @@ def test_the_schema_map_form_is_refused_where_the_api_does_not_take_it(airflow_e
     assert result.task_states == {"sync": "failed"}
     assert "resync: PolytomicHook takes" in result.logs
     assert fake_polytomic.requests_to("POST", r"/api/bulk/syncs/.*/executions") == []
+
+
+def test_a_connection_made_for_fivetran_async_runs_the_sync(
+    airflow_env: AirflowEnv, fake_fivetran: FakeFivetran, airflow_connection: Any
+) -> None:
+    connector_id = new_connection(fake_fivetran)
+    airflow_connection(  # what fivetran-async users have: conn type "Fivetran", key and secret, host left empty
+        "fivetran_default",
+        conn_type="Fivetran",
+        host=fake_fivetran.url,  # only because the API is the fake here
+        login=fake_fivetran.api_key,
+        password=fake_fivetran.api_secret,
+    )
+
+    result = run_sync(airflow_env, connector_id, deferrable=True)
+
+    assert result.task_states == {"sync": "success"}, result.logs
+    assert [cid for cid, _ in fake_fivetran.sync_requests] == [connector_id]
