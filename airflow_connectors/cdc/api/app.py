@@ -14,7 +14,9 @@ from fastapi import Depends, FastAPI
 from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
+from airflow_connectors.cdc.api.console.routes import install_console
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
+from airflow_connectors.cdc.api.metrics import install_metrics
 from airflow_connectors.cdc.secrets import SecretBox
 from airflow_connectors.cdc.settings import ServiceSettings
 from airflow_connectors.cdc.store import ConnectorStore, migrate
@@ -25,8 +27,9 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = """The CDC core of airflow-connectors: PostgreSQL -> PostgreSQL replication, driven over HTTP.
 
 Wire-compatible with Supermetal's connector API for connectors; replication runs, validation and commands are
-ours. Every endpoint but `/health` needs `Authorization: Bearer <token>`. Errors always look like
-`{"error": {"code", "message", "field"?}}`. Secrets (`password`, `ssl_key`) are write-only.
+ours. Every endpoint but `/health` needs `Authorization: Bearer <token>` (`/metrics` too, unless
+`CDC_METRICS_PUBLIC` is set); people sign in to the web console at `/console/` with the same token. Errors always
+look like `{"error": {"code", "message", "field"?}}`. Secrets (`password`, `ssl_key`) are write-only.
 """
 
 
@@ -70,6 +73,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
             settings.dsn(), SecretBox(settings.secret_key.get_secret_value()), max_size=settings.pool_max_size
         )
         pool = start_workers(settings, options) if options.processes > 0 else None
+        app.state.workers = pool
         try:
             yield
         finally:
@@ -90,6 +94,8 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
     install_error_handlers(app)
     for router in (routes_connectors.router, routes_runs.router, routes_validate.router):
         app.include_router(router, dependencies=[Depends(require_token)])
+    install_console(app, settings)
+    install_metrics(app, settings)
 
     generate_openapi = app.openapi
 
