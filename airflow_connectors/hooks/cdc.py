@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
@@ -20,6 +21,7 @@ from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 from airflow_connectors.hooks.postgres_connection import resolve_connection_references
 
 API = "/api/v1"
+CONSOLE = "/console"
 # How long ``trigger_sync(force=True)`` waits for the run it cancelled to end.
 FORCE_CANCEL_TIMEOUT = 120.0
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
@@ -242,11 +244,14 @@ class CdcHook(HttpApiHook):
         return None
 
     # -- links ------------------------------------------------------------------------------------------------
+    # The service's web console (a browser cannot send the API's bearer token; the console signs people in).
     def connector_url(self, connector_id: str) -> str | None:
-        return f"{self.base_url}{API}/connectors/{connector_id}"
+        return f"{self.base_url}{CONSOLE}/connectors/{quote(connector_id, safe='')}"
 
     def sync_url(self, ref: SyncRef) -> str | None:
-        return f"{self.base_url}{API}/connectors/{ref.connector_id}/runs/{ref.run_id}" if ref.run_id else None
+        if not ref.run_id:
+            return None
+        return f"{self.connector_url(ref.connector_id)}/runs/{quote(ref.run_id, safe='')}"
 
     def test_connection(self) -> tuple[bool, str]:
         try:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg import sql
@@ -26,6 +26,8 @@ from airflow_connectors.cdc.store import ConnectorStore
 
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 WAL_STATUSES = ("reserved", "extended", "unreserved", "lost")
+# The classic text format every Prometheus (2.x too) and agent reads; the names here need nothing newer.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def _duration_query() -> sql.Composed:
@@ -136,4 +138,4 @@ def install_metrics(app: FastAPI, settings: ServiceSettings) -> None:
     def metrics() -> Response:
         """Prometheus text format (connectors, runs, durations, rows and bytes per table, slot lag and
         ``wal_status``, queue, workers). Needs the token unless ``CDC_METRICS_PUBLIC`` is set."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
