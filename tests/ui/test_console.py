@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 
 from tests.conftest import PgServer
@@ -98,7 +99,8 @@ def test_sign_in_find_a_connector_start_a_run_and_watch_it_succeed(
     page: Page, service: CdcService, pg_server: PgServer, make_database: Callable[[str], str]
 ) -> None:
     name = f"shop-{uuid.uuid4().hex[:6]}"
-    connector_id = shop_connector(service, pg_server, make_database, name=name)
+    sources: list[str] = []
+    connector_id = shop_connector(service, pg_server, make_database, name=name, sources=sources)
     shop_connector(service, pg_server, make_database, name=f"other-{uuid.uuid4().hex[:6]}")
 
     page.goto(f"{service.url}/console/")
@@ -135,10 +137,24 @@ def test_sign_in_find_a_connector_start_a_run_and_watch_it_succeed(
     assert pg_server.password not in page.content()
     screenshot(page, "run")
 
+    # Changes made since are carried by the next run, started from the connector page.
+    with psycopg.connect(sources[0], autocommit=True) as conn:
+        conn.execute("INSERT INTO orders SELECT g, 1, 2.5 FROM generate_series(1001, 1150) g")
+        conn.execute("UPDATE customers SET name = name || '!' WHERE id <= 20")
+    page.get_by_role("link", name=name).click()
+    page.get_by_role("button", name="Start catch-up run").click()
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"))
+    page.locator('#run-state [data-state="succeeded"]').wait_for(timeout=RUN_TIMEOUT_MS)
+    counts = page.locator('#run-tables tr[data-table="public.orders"] td').all_inner_texts()
+    assert counts[:4] == ["public.orders", "150", "0", "0"]  # table, inserts, updates, deletes
+    assert page.locator('#run-tables tr[data-table="public.customers"] td').all_inner_texts()[2] == "20"
+
     page.get_by_role("link", name=name).click()
     page.get_by_role("heading", name="Tables").wait_for()
-    assert page.locator("#history [data-state=succeeded]").count() == 1
-    assert page.locator("svg.chart").count() >= 1
+    assert page.locator("#history [data-state=succeeded]").count() == 2
+    assert page.locator("svg.chart").count() == 2
+    orders = page.locator("#resync tbody tr", has_text="public.orders").locator("td").all_inner_texts()
+    assert orders[1:] == ["public.orders", "1,150", orders[3], "2"]  # rows over both runs, bytes, runs
     screenshot(page, "connector")
     page.goto(f"{service.url}/console/")
     screenshot(page, "connectors")

@@ -41,6 +41,7 @@ def human_number(value: float) -> str:
 def _frame(title: str, top_label: str, body: Markup, left_label: str = "", right_label: str = "") -> Markup:
     plot_bottom = HEIGHT - BOTTOM
     return Markup(
+        '<figure class="chart"><figcaption>{title}</figcaption>'
         '<svg class="chart" role="img" aria-label="{title}" viewBox="0 0 {w} {h}" width="{w}" height="{h}"'
         ' xmlns="http://www.w3.org/2000/svg"><title>{title}</title>'
         '<line x1="{l}" y1="{t}" x2="{l}" y2="{b}" stroke="#9e9e9e"/>'
@@ -49,7 +50,7 @@ def _frame(title: str, top_label: str, body: Markup, left_label: str = "", right
         '<text x="{lx}" y="{b}" text-anchor="end" font-size="11" fill="#616161">0</text>'
         '<text x="{l}" y="{h}" font-size="11" fill="#616161" dy="-4">{left}</text>'
         '<text x="{r}" y="{h}" text-anchor="end" font-size="11" fill="#616161" dy="-4">{right}</text>'
-        "{body}</svg>"
+        "{body}</svg></figure>"
     ).format(
         title=title,
         w=WIDTH,
@@ -75,7 +76,7 @@ def bar_chart(
         return Markup('<p class="muted">{}: nothing to draw yet.</p>').format(title)
     peak = max(bar.value for bar in bars) or 1.0
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    slot = plot_width / len(bars)
+    slot = min(plot_width / len(bars), 48.0)  # a few runs make narrow bars, not one wall
     parts = []
     for index, bar in enumerate(bars):
         height = max(bar.value / peak * plot_height, 1.0 if bar.value else 0.0)
