@@ -241,3 +241,29 @@ def test_airflow_connector_run_link_opens_the_run_page(
     assert table_rows(page) == SHOP_TABLES
     page.goto(connector_link)
     page.get_by_role("heading", name="Tables").wait_for()
+
+
+def test_a_failed_run_shows_its_error_and_the_remedy_button_fixes_it(
+    signed_in: Page, service: CdcService, pg_server: PgServer, make_database: Callable[[str], str]
+) -> None:
+    page = signed_in
+    sources: list[str] = []
+    connector_id = shop_connector(service, pg_server, make_database, sources=sources)
+    assert run_once(service, connector_id)["state"] == "succeeded"
+    with psycopg.connect(sources[0], autocommit=True) as conn:  # someone drops the connector's slot
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()"
+        )
+    failed = run_once(service, connector_id)
+    assert failed["state"] == "failed" and "does not exist" in failed["error"]
+
+    page.goto(f"{service.url}/console/connectors/{connector_id}/runs/{failed['run_id']}")
+    alert = page.get_by_role("alert")
+    alert.get_by_text("does not exist (dropped by someone else?)").wait_for()
+    assert "Remedy: Start a run with resync=true to take a new snapshot." in alert.inner_text()
+    alert.get_by_role("button", name="Resync every table").click()
+    page.wait_for_url(re.compile(r"/runs/[^/]+$"))
+    assert run_id_of(page) != failed["run_id"]
+    page.locator('#run-state [data-state="succeeded"]').wait_for(timeout=RUN_TIMEOUT_MS)
+    assert wait_run(service, connector_id, run_id_of(page))["resync"] is True
+    assert table_rows(page) == SHOP_TABLES

@@ -218,7 +218,7 @@ class RunView:
         return self.run.state in ACTIVE_STATES
 
 
-def _timeline(raw: list[dict[str, Any]], finished: datetime | None) -> list[StateChange]:
+def _timeline(raw: list[dict[str, Any]]) -> list[StateChange]:
     points = [(str(item["state"]), datetime.fromisoformat(item["at"])) for item in raw]
     changes = []
     for index, (state, at) in enumerate(points):
@@ -228,25 +228,27 @@ def _timeline(raw: list[dict[str, Any]], finished: datetime | None) -> list[Stat
     return changes
 
 
-_TABLE_IN_ERROR = re.compile(r'"?([^\s".:]+)"?\."?([^\s".:]+)"?')
+_TABLE_IN_ERROR = re.compile(r'"?([^\s".:;,]+)"?\."?([^\s".:;,]+)"?')
 
 
 def remedy_for(run: Run, known_tables: list[str]) -> Remedy | None:
-    """Advice for a failed run, from its error (the engine's errors name the table and say "resync" where that
-    is the remedy) and the slot's ``wal_status``."""
-    if run.wal_status == "lost" or (run.error and "slot" in run.error and "lost" in run.error):
+    """Advice for a failed run. The engine's errors say what happened, then the remedy after the last "; "
+    (slot.py, drift.py, ...); a resync button is offered only where a resync is the whole remedy."""
+    if run.wal_status == "lost":
         return Remedy("The replication slot lost WAL the sink still needs: resync every table.", [], resync_all=True)
     if not run.error:
         return None
-    error = run.error
-    named = sorted({f"{schema}.{table}" for schema, table in _TABLE_IN_ERROR.findall(error)} & set(known_tables))
-    if "resync" in error.lower():
-        if named:
-            return Remedy(f"Resync {', '.join(named)} (copies the table again from the source).", named)
-        return Remedy("Resync the tables the error names, or every table.", [], resync_all=True)
-    if "transient" in error.lower() or "unavailable" in error.lower() or "cannot connect" in error.lower():
-        return Remedy("The source or sink was unreachable for longer than the retry window: start a new run.", [])
-    return Remedy("Fix what the error names, then start a new run (it resumes from the sink checkpoint).", named)
+    problem, _, advice = run.error.rpartition("; ")
+    if not problem:
+        return Remedy("Fix what the error names, then start a new run (it resumes from the sink checkpoint).", [])
+    advice = advice.strip()
+    named = sorted({f"{schema}.{table}" for schema, table in _TABLE_IN_ERROR.findall(problem)} & set(known_tables))
+    text = advice[:1].upper() + advice[1:] + ("" if advice.endswith(".") else ".")
+    if "resync=true" in advice:
+        return Remedy(text, [], resync_all=True)
+    if advice.lower().startswith("resync the table") and named:
+        return Remedy(text, named)
+    return Remedy(text, [])
 
 
 def run_view(conn: psycopg.Connection[Any], record: ConnectorRecord, row: dict[str, Any]) -> RunView:
@@ -256,7 +258,7 @@ def run_view(conn: psycopg.Connection[Any], record: ConnectorRecord, row: dict[s
     return RunView(
         run=run,
         connector=record,
-        timeline=_timeline(row.get("timeline") or [], run.finished_at),
+        timeline=_timeline(row.get("timeline") or []),
         lag_samples=samples,
         remedy=remedy_for(run, known) if run.state == "failed" or run.wal_status == "lost" else None,
     )
