@@ -51,13 +51,26 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser profile (no cookies) per test; JavaScript dialogs are recorded (none may open)."""
+    """A fresh browser profile (no cookies) per test; JavaScript dialogs are recorded (none may open) and the
+    browser's console must stay free of errors."""
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
     page.dialogs = []  # type: ignore[attr-defined]
     page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))  # type: ignore[attr-defined]
+    # Script errors and CSP violations ("Refused to apply inline style ...") show as console errors; HTTP error
+    # statuses are logged there too, and the wrong-token sign-in answers 401 on purpose.
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
     yield page
     context.close()
+    assert errors == []
 
 
 @pytest.fixture
