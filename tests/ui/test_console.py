@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import PgServer
 from tests.fixtures.cdc_service import CdcService
 from tests.fixtures.console import SHOP_TABLES, connector_body, run_once, shop_connector, wait_run
-from tests.ui.console_browser import launch, require_browser, sign_in
+from tests.ui.browser import launch, require_browser, sign_in
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -56,6 +56,8 @@ def test_pages_need_a_session_and_sign_in_returns_to_the_page(service: CdcServic
     response = anonymous.sign_in(service.token, next_path="/console/connectors/x/runs/y")
     assert response.status_code == 303 and response.headers["location"] == "/console/connectors/x/runs/y"
     assert anonymous.page("/").status_code == 200
+    again = anonymous.page("/sign-in?next=/console/connectors/x")  # signed in already: straight through
+    assert again.status_code == 303 and again.headers["location"] == "/console/connectors/x"
 
 
 def test_session_cookie_is_httponly_strict_expiring_and_signed(service: CdcService) -> None:

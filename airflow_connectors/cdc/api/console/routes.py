@@ -130,7 +130,9 @@ def _safe_next(value: str | None) -> str:
 
 
 @router.get("/sign-in", response_class=HTMLResponse)
-def sign_in_page(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002
+def sign_in_page(request: Request, next: str | None = None) -> Response:  # noqa: A002
+    if session.current_session(request) is not None:  # already signed in (e.g. a second tab): go on
+        return redirect(_safe_next(next))
     return _sign_in(request, _safe_next(next))
 
 

@@ -1,4 +1,5 @@
-"""Drive the console in Debian's Chromium through Playwright (its own browsers are never downloaded)."""
+"""Debian's Chromium driven through Playwright (Playwright's own browsers are never downloaded): launching it, and
+skipping or failing where it is missing."""
 
 from __future__ import annotations
 
@@ -9,10 +10,21 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.ui.airflow_ui import BROWSER_FLAGS, CHROMIUM
-
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
+
+
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def require_browser() -> None:
@@ -33,10 +45,10 @@ def require_browser() -> None:
 
 def launch(playwright: Playwright) -> Browser:
     executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    return playwright.chromium.launch(executable_path=executable, headless=True, args=["--headless", *BROWSER_FLAGS])
+    return playwright.chromium.launch(executable_path=executable, headless=True, args=BROWSER_FLAGS)
 
 
 def sign_in(page: Page, token: str) -> None:
-    """On the sign-in page: enter the token and submit."""
+    """On the console's sign-in page: enter the token and submit."""
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in").click()
