@@ -115,6 +115,7 @@ def test_every_action_is_refused_without_this_sessions_csrf_token(
     assert console.page("/").status_code == 200  # still signed in
 
 
+@pytest.mark.slow
 def test_actions_follow_the_api_rules(
     service: CdcService, console: ConsoleClient, pg_server: PgServer, make_database: Callable[[str], str]
 ) -> None:
@@ -139,6 +140,7 @@ def test_actions_follow_the_api_rules(
     assert "Choose the tables to resync first." in console.page(empty.headers["location"].removeprefix("/console")).text
 
 
+@pytest.mark.slow
 def test_no_secret_on_any_page(
     service: CdcService, console: ConsoleClient, pg_server: PgServer, make_database: Callable[[str], str]
 ) -> None:

@@ -34,6 +34,7 @@ def test_metrics_need_the_token(service: CdcService) -> None:
     )
 
 
+@pytest.mark.slow
 def test_metrics_after_runs(service: CdcService, pg_server: PgServer, make_database: Callable[[str], str]) -> None:
     connector_id = shop_connector(service, pg_server, make_database, name="metrics-shop")
     assert run_once(service, connector_id)["state"] == "succeeded"
