@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# KEEP=1 keeps the demo's service and databases up (until Ctrl-C) to look around in the console it prints.
 demo: $(STAMP)
-	$(BIN)/python -m airflow_connectors.demo
+	DEMO_KEEP=$(KEEP) $(BIN)/python -m airflow_connectors.demo
 
 # CI runs this: lint and types first (cheap, and they fail for real), then the whole suite.
 test: lint typecheck

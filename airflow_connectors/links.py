@@ -1,5 +1,5 @@
-"""Extra links on the task page: the run (CDC core run URL, Fivetran / Polytomic sync page) and the connector
-(Fivetran connection dashboard, Polytomic connection page, CDC core connector URL).
+"""Extra links on the task page: the run (the CDC core console's run page, Fivetran / Polytomic sync page) and the
+connector (the CDC core console's connector page, Fivetran connection dashboard, Polytomic connection page).
 
 The operator asks its hook for the URLs while it runs and pushes them to XCom; the links only read them back, so
 rendering a task page never calls an API.

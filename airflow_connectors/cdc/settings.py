@@ -22,6 +22,10 @@ class ServiceSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8042
+    console_session_seconds: int = Field(
+        8 * 3600, ge=60, le=30 * 86400, description="How long a console sign-in lasts before the token is asked again."
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without the token (e.g. to a private scraper).")
     max_body_bytes: int = Field(1024 * 1024, description="Larger request bodies get 413.")
     worker_processes: int = Field(2, ge=0, description="Run worker processes of this service process (0: API only).")
     lease_seconds: float = Field(

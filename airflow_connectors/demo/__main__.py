@@ -2,8 +2,9 @@
 
 It starts two embedded PostgreSQL 18 servers (a source shop with ``wal_level=logical`` and a warehouse), the CDC core
 service on loopback, and runs the ``cdc_postgres_sync`` DAG with ``airflow dags test``: the first run snapshots the
-shop, then rows change in the source and the second run carries the changes over. It prints what happened and
-stops everything it started; running it again starts from scratch.
+shop, then rows change in the source and the second run carries the changes over. It prints what happened and the
+console's address, and stops everything it started; with ``DEMO_KEEP=1`` (``make demo KEEP=1``) it keeps the
+databases and the service up until Ctrl-C, to look around in the console. Running it again starts from scratch.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from airflow_connectors.demo import sample_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("DEMO_DIR", ROOT / ".demo"))
+KEEP = os.environ.get("DEMO_KEEP", "").strip().lower() in ("1", "true", "yes")
 DAG_ID = "cdc_postgres_sync"
 SINK_SCHEMA = "shop_replica"
 
@@ -118,6 +120,9 @@ def main() -> int:
         say("starting the CDC core service")
         service = Service(state, logs / "cdc-service.log")
         stack.callback(service.stop)
+        token_file = WORK / "api-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(service.token)  # the console's sign-in asks for it; never printed
         say(f"CDC core service on {service.url} (OpenAPI: {service.url}/openapi.json)")
 
         env = {
@@ -148,6 +153,8 @@ def main() -> int:
                 f" run id {run['run_id']}, "
                 + ", ".join(f"{table} {stats['rows']} rows" for table, stats in sorted(run["tables"].items()))
             )
+            console_run = f"{service.url}/console/connectors/{run['connector_id']}/runs/{run['run_id']}"
+            say(f"run {round_number} in the console: {console_run}")
             if round_number == 1:
                 sample_shop.change(shop)
                 say("changed the source: 150 orders inserted, orders shipped and deleted, customers and prices updated")
@@ -168,9 +175,17 @@ def main() -> int:
                 f"{sink_prints[table][0]:>6} rows  {'equal' if same else 'DIFFERENT'}"
             )
         say(f"done in {time.monotonic() - started:.0f}s. Logs: {logs}; Airflow home: {WORK / 'airflow'}")
+        say(f"console: {service.url}/console/ (sign in with the API token in {token_file})")
+        say(f'metrics: curl -H "Authorization: Bearer $(cat {token_file})" {service.url}/metrics')
         if not equal:
             say("the sink differs from the source: see the logs above")
             return 1
+        if KEEP:
+            say("KEEP=1: the service and both databases stay up; press Ctrl-C to stop them")
+            try:
+                service.process.wait()
+            except KeyboardInterrupt:
+                say("stopping")
     return 0
 
 

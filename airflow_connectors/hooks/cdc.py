@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
@@ -24,6 +25,7 @@ from airflow_connectors.hooks.postgres_connection import resolve_connection_refe
 from airflow_connectors.lineage import Dataset, cdc_datasets
 
 API = "/api/v1"
+CONSOLE = "/console"
 # How long ``trigger_sync(force=True)`` waits for the run it cancelled to end.
 FORCE_CANCEL_TIMEOUT = 120.0
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
@@ -239,11 +241,14 @@ class CdcHook(HttpApiHook):
         return cdc_datasets(self.get_connector(ref.connector_id), tables)
 
     # -- links ------------------------------------------------------------------------------------------------
+    # The service's web console (a browser cannot send the API's bearer token; the console signs people in).
     def connector_url(self, connector_id: str) -> str | None:
-        return f"{self.base_url}{API}/connectors/{connector_id}"
+        return f"{self.base_url}{CONSOLE}/connectors/{quote(connector_id, safe='')}"
 
     def sync_url(self, ref: SyncRef) -> str | None:
-        return f"{self.base_url}{API}/connectors/{ref.connector_id}/runs/{ref.run_id}" if ref.run_id else None
+        if not ref.run_id:
+            return None
+        return f"{self.connector_url(ref.connector_id)}/runs/{quote(ref.run_id, safe='')}"
 
     def test_connection(self) -> tuple[bool, str]:
         try:

@@ -170,8 +170,8 @@ def test_validate_source_and_sink(hook: CdcHook, runs: RunsClient) -> None:
 
 
 def test_links_and_connection_test(hook: CdcHook, fake_cdc: CdcService, airflow_connection: Callable[..., str]) -> None:
-    assert hook.connector_url("c1") == f"{fake_cdc.url}/api/v1/connectors/c1"
-    assert hook.sync_url(SyncRef("cdc_core", "c1", "r1")) == f"{fake_cdc.url}/api/v1/connectors/c1/runs/r1"
+    assert hook.connector_url("c1") == f"{fake_cdc.url}/console/connectors/c1"
+    assert hook.sync_url(SyncRef("cdc_core", "c1", "r1")) == f"{fake_cdc.url}/console/connectors/c1/runs/r1"
     assert hook.test_connection()[0] is True
     wrong = airflow_connection("cdc_wrong", conn_type="cdc_core", host=fake_cdc.url, password="wrong-token-value")
     ok, message = get_hook(wrong).test_connection()

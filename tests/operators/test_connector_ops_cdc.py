@@ -48,7 +48,7 @@ def test_create_then_fail_reuse_or_update_by_name(
     assert created.task_states == {"op": "success"}, created.logs
     connector_id = created.xcom("op")
     assert runs.connector(connector_id)["connector"]["name"] == name
-    assert created.xcom("op", "connector_url") == f"{fake_cdc.url}/api/v1/connectors/{connector_id}"
+    assert created.xcom("op", "connector_url") == f"{fake_cdc.url}/console/connectors/{connector_id}"
 
     again = run_task(airflow_env, CreateConnectorOperator, conn_id=cdc_conn, body=body)
     assert again.task_states == {"op": "failed"}

@@ -62,7 +62,7 @@ def test_success_returns_the_run_reference_links_result_and_assets(
     ref = result.xcom("sync")
     assert ref["conn_type"] == "cdc_core" and ref["connector_id"] == connector_id
     assert runs.run(connector_id, ref["run_id"])["state"] == "succeeded"
-    assert result.xcom("sync", "run_url") == f"{fake_cdc.url}/api/v1/connectors/{connector_id}/runs/{ref['run_id']}"
+    assert result.xcom("sync", "run_url") == f"{fake_cdc.url}/console/connectors/{connector_id}/runs/{ref['run_id']}"
     assert result.xcom("sync", "_link_ConnectorRunLink") == result.xcom("sync", "run_url")
     summary = result.xcom("sync", "sync_result")
     assert summary["state"] == "success" and summary["rows"] == 10 and summary["tables"] == ["public.t"]

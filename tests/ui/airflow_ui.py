@@ -17,18 +17,9 @@ from pathlib import Path
 import requests
 
 from airflow_connectors.cdc.embedded_pg import free_port
+from tests.ui.browser import launch
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-BROWSER_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def start_airflow(home: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -52,13 +43,15 @@ def start_airflow(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=10).status_code == 200:
                 return process, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             pass
         if process.poll() is not None:
             raise RuntimeError(f"airflow standalone exited; see {home / 'standalone.log'}")
         time.sleep(1)
+    os.killpg(process.pid, 15)  # never leave its scheduler, triggerer and API server behind
+    process.wait(60)
     raise RuntimeError("airflow standalone did not come up in 240 s")
 
 
@@ -70,7 +63,7 @@ def screenshot(out: Path) -> list[Path]:
         process, url = start_airflow(Path(tmp))
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_FLAGS)
+                browser = launch(playwright)
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
                 deadline = time.monotonic() + 180
                 while True:  # the dag processor parses the folder a little after start

@@ -16,9 +16,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
+from airflow_connectors.cdc.api.console.routes import install_console
 from airflow_connectors.cdc.api.deps import printable_path_ids
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
 from airflow_connectors.cdc.api.limits import Limits
+from airflow_connectors.cdc.api.metrics import install_metrics
 from airflow_connectors.cdc.connectors.secrets import SecretBox
 from airflow_connectors.cdc.connectors.store import ConnectorStore, check_secret_key, migrate
 from airflow_connectors.cdc.connectors.validation import ValidationLimits
@@ -32,8 +34,9 @@ DESCRIPTION = """The CDC core of airflow-connectors: PostgreSQL -> PostgreSQL re
 
 Wire-compatible with Supermetal's connector API for connectors; replication runs, validation and commands are
 ours. Every endpoint but `/health` (and, unless `CDC_DOCS_NEED_TOKEN=true`, these documents) needs
-`Authorization: Bearer <token>`. Errors always look like
-`{"error": {"code", "message", "field"?}}`. Secrets (`password`, `ssl_key`) are write-only.
+`Authorization: Bearer <token>` (`/metrics` too, unless `CDC_METRICS_PUBLIC` is set); people sign in to the web
+console at `/console/` with the same token. Errors always look like `{"error": {"code", "message", "field"?}}`.
+Secrets (`password`, `ssl_key`) are write-only.
 """
 
 
@@ -116,6 +119,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
         scheduler = SchedulerThread(settings.dsn())
         scheduler.start()
         pool = start_workers(settings, options) if options.processes > 0 else None
+        app.state.workers = pool
         try:
             yield
         finally:
@@ -143,6 +147,8 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
     install_error_handlers(app)
     for router in (routes_connectors.router, routes_runs.router, routes_validate.router):
         app.include_router(router, dependencies=[Depends(require_token), Depends(printable_path_ids)])
+    install_console(app, settings)
+    install_metrics(app, settings)
 
     generate_openapi = app.openapi
 

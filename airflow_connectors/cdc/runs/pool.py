@@ -96,6 +96,11 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [proc.pid for proc in self._procs if proc.pid is not None]
 
+    @property
+    def alive(self) -> int:
+        """Worker processes running now (the supervisor replaces a dead one within a poll interval)."""
+        return sum(proc.is_alive() for proc in self._procs)
+
     def _spawn(self, index: int) -> multiprocessing.process.BaseProcess:
         name = f"cdc-run-worker-{index}"
         proc = self._mp.Process(target=worker_main, args=(self._settings, self._options, self._stop, name), name=name)
