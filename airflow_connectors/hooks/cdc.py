@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import ValidationError
 
 from airflow_connectors.cdc.models import Connector, Schedule, Sink, Source
-from airflow_connectors.cdc.patch import PatchError, check_patch, check_required
+from airflow_connectors.cdc.patch import PatchError, apply_patch, check_required
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 from airflow_connectors.hooks.postgres_connection import resolve_connection_references
@@ -94,7 +94,8 @@ class CdcHook(HttpApiHook):
 
     def validate_patch(self, patch: dict[str, Any], current: dict[str, Any] | None = None) -> None:
         """The service's patch rules (``airflow_connectors.cdc.patch``): source/sink type not changed, required
-        fields not removed; with ``current``, also host/port/database kept. ``ValueError`` names the field."""
+        fields not removed; with ``current``, also host/port/database kept and the patched connector valid (e.g.
+        no two tables sharing a sink table). ``ValueError`` names the field."""
         if not isinstance(patch, dict):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")
         patch = resolve_connection_references(patch)
@@ -109,9 +110,11 @@ class CdcHook(HttpApiHook):
                             raise PatchError(f"{side}.{key}", f"the {side} type cannot be changed")
                 check_required(Connector, patch, "")
             else:
-                check_patch(Connector.model_validate(current), patch)
+                apply_patch(Connector.model_validate(current), patch)
         except PatchError as exc:
             raise ValueError(str(exc)) from None
+        except ValidationError as exc:
+            raise _field_error(exc, "") from None
 
     def patch_connector(self, connector_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Send a merge patch after the checks that need no request (:meth:`validate_patch` without ``current``;

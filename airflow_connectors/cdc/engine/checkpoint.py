@@ -3,6 +3,7 @@
 ``checkpoints``: per connector, the source LSN up to which every change is in the sink (restart point).
 ``table_states``: per table, ``snapshotting`` until its copy committed, then ``ready``; ``skip_until`` is the LSN
 of the snapshot a resynced table was copied at (the stream skips that table's older changes).
+``sink_names``: per connector and target schema, the sink table each source table was given (``sink_names.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from psycopg import sql
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
 
 _SCHEMA = sql.Identifier(STATE_SCHEMA)
+# Serialises the DDL below between connectors starting their first run into one sink at the same moment
+# (CREATE ... IF NOT EXISTS alone races: both see "missing", one fails on the catalog's unique index).
+_DDL_LOCK = 0x61635F7374617465
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,12 @@ class TableState:
 
 
 def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        _create_state_tables(conn)
+
+
+def _create_state_tables(conn: psycopg.Connection[Any]) -> None:
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(_SCHEMA))
     conn.execute(
         sql.SQL(
@@ -36,6 +46,14 @@ def ensure_state_schema(conn: psycopg.Connection[Any]) -> None:
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {}.table_states (connector_id text, source_table text, state text NOT NULL,"
             " skip_until pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (connector_id, source_table))"
+        ).format(_SCHEMA)
+    )
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.sink_names (connector_id text, sink_schema text, source_schema text,"
+            " source_table text, sink_table text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (connector_id, sink_schema, source_schema, source_table),"
+            " UNIQUE (connector_id, sink_schema, sink_table))"
         ).format(_SCHEMA)
     )
 

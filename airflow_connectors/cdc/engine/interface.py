@@ -40,9 +40,18 @@ class TableCounters:
     deletes: int = 0
 
 
+@dataclass(frozen=True)
+class SinkTable:
+    """Where a source table is replicated to (its name decided once, see ``cdc/sink_naming.py``)."""
+
+    target_schema: str
+    table: str
+
+
 @dataclass
 class RunResult:
     tables: dict[str, TableCounters] = field(default_factory=dict)  # key: "schema.table" of the source
+    sink_tables: dict[str, SinkTable] = field(default_factory=dict)  # same keys: the table each was written to
     start_lsn: str | None = None
     fence_lsn: str | None = None
     applied_lsn: str | None = None

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from airflow_connectors.cdc.engine import checkpoint, sink_schema
+from airflow_connectors.cdc.engine import checkpoint, sink_names, sink_schema
 from airflow_connectors.cdc.engine.drift import align_sink_table
 from airflow_connectors.cdc.engine.interface import (
     EngineError,
@@ -24,6 +24,7 @@ from airflow_connectors.cdc.engine.interface import (
     RunReporter,
     RunRequest,
     RunResult,
+    SinkTable,
     StopCheck,
     TableCounters,
     TransientEngineError,
@@ -70,7 +71,14 @@ class _Run:
             target = self.sink_cfg.target_schema
             same_database = one_database(source, sink)
             skip = target if same_database and target not in self.source_cfg.catalog.schemas else None
-            plans = build_plans(source, self.source_cfg, target, skip_schema=skip)
+            catalog = self.source_cfg.catalog
+            plans = build_plans(
+                source,
+                self.source_cfg,
+                target,
+                lambda tables: sink_names.resolve(sink, self.connector.id, target, tables, catalog),
+                skip_schema=skip,
+            )
             if same_database:
                 refuse_replicating_onto_itself(plans)
             ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
@@ -128,7 +136,13 @@ class _Run:
             total = self.counters.setdefault(name, TableCounters())
             for attribute in ("rows", "bytes", "inserts", "updates", "deletes"):
                 setattr(total, attribute, getattr(total, attribute) + getattr(counters, attribute))
-        return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=result.applied_lsn)
+        return RunResult(
+            tables=self.counters,
+            sink_tables={name: SinkTable(plan.sink_schema, plan.sink_table) for name, plan in plans.items()},
+            start_lsn=start,
+            fence_lsn=fence_lsn,
+            applied_lsn=result.applied_lsn,
+        )
 
     def initial_snapshot(
         self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]
