@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from airflow_connectors.cdc.verification import Verification
+
 
 class RunMode(enum.StrEnum):
     CATCH_UP = "catch_up"  # apply up to the fence written at run start, then finish
@@ -29,6 +31,7 @@ class RunRequest:
     mode: RunMode = RunMode.CATCH_UP
     # False: no resync; True: re-snapshot every table; a tuple of "schema.table": re-snapshot those only.
     resync: bool | tuple[str, ...] = False
+    verify: bool = False  # catch up to a consistent point, then compare every table's source and sink there
 
 
 @dataclass
@@ -55,6 +58,7 @@ class RunResult:
     start_lsn: str | None = None
     fence_lsn: str | None = None
     applied_lsn: str | None = None
+    verification: Verification | None = None
 
 
 class RunReporter(Protocol):
@@ -90,6 +94,14 @@ class TransientEngineError(EngineError):
 
 class SlotLostError(EngineError):
     """The replication slot was dropped or invalidated (``wal_status = 'lost'``): only a resync recovers."""
+
+
+class VerificationFailed(EngineError):
+    """The run caught up, but its verification found tables that differ; ``result`` carries the report."""
+
+    def __init__(self, message: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class RunCancelled(Exception):

@@ -4,7 +4,8 @@ First run (no sink checkpoint): publication + slot with an exported snapshot, co
 stream from the slot's consistent point. Later runs resume from the sink checkpoint. ``resync=True`` starts over
 (new slot, every table copied again); ``resync=[tables]`` re-copies those tables at a fresh consistent point (a
 temporary slot's snapshot) while the others keep streaming, and the stream skips their changes already copied. A
-catch-up run writes its fence first and ends when the stream reaches it.
+catch-up run writes its fence first and ends when the stream reaches it. ``verify=True``: a catch-up run that takes
+a consistent point before its fence, stops the stream exactly there and compares every table (``verify.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from airflow_connectors.cdc.engine.interface import (
     StopCheck,
     TableCounters,
     TransientEngineError,
+    VerificationFailed,
 )
 from airflow_connectors.cdc.engine.naming import FENCE_PREFIX, publication_name, slot_name
 from airflow_connectors.cdc.engine.plan import TablePlan
@@ -43,7 +45,9 @@ from airflow_connectors.cdc.engine.slot import (
 from airflow_connectors.cdc.engine.snapshot import copy_tables
 from airflow_connectors.cdc.engine.source_catalog import build_plans, secondary_indexes
 from airflow_connectors.cdc.engine.stream import StreamOptions, stream_changes
+from airflow_connectors.cdc.engine.verify import ConsistentPoint, failure_message, open_consistent_point, verify_tables
 from airflow_connectors.cdc.models import Buffer, Connector
+from airflow_connectors.cdc.verification import Verification
 
 
 class _Run:
@@ -56,6 +60,7 @@ class _Run:
         self.slot = slot_name(connector.id)
         self.publication = publication_name(connector.id)
         self.counters: dict[str, TableCounters] = {}
+        self.point: ConsistentPoint | None = None  # verify: where the stream stops and the tables are compared
 
     def _session(self, conninfo: str, timeout: int) -> psycopg.Connection[Any]:
         conn = psycopg.connect(conninfo, autocommit=True)
@@ -63,23 +68,38 @@ class _Run:
         return conn
 
     def execute(self) -> RunResult:
+        if self.request.verify and self.request.mode is not RunMode.CATCH_UP:
+            raise EngineError("verify: only a catch_up run can verify (a continuous run never holds still)")
+        try:
+            result = self.replicate()
+            if self.point is not None:
+                result.verification = self.verify(self.point, set(result.sink_tables))
+        finally:
+            if self.point is not None:
+                self.point.close()
+        if result.verification is not None and result.verification.status != "equal":
+            raise VerificationFailed(failure_message(result.verification, self.connector.id), result)
+        return result
+
+    def build_plans(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> dict[str, TablePlan]:
+        target, catalog = self.sink_cfg.target_schema, self.source_cfg.catalog
+        skip = target if one_database(source, sink) and target not in catalog.schemas else None
+        return build_plans(
+            source,
+            self.source_cfg,
+            target,
+            lambda tables: sink_names.resolve(sink, self.connector.id, target, tables, catalog),
+            skip_schema=skip,
+        )
+
+    def replicate(self) -> RunResult:
         with (
             self._session(self.source_ci, self.source_cfg.connection.operation_lock_timeout_seconds) as source,
             self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink,
         ):
             checkpoint.ensure_state_schema(sink)
-            target = self.sink_cfg.target_schema
-            same_database = one_database(source, sink)
-            skip = target if same_database and target not in self.source_cfg.catalog.schemas else None
-            catalog = self.source_cfg.catalog
-            plans = build_plans(
-                source,
-                self.source_cfg,
-                target,
-                lambda tables: sink_names.resolve(sink, self.connector.id, target, tables, catalog),
-                skip_schema=skip,
-            )
-            if same_database:
+            plans = self.build_plans(source, sink)
+            if one_database(source, sink):
                 refuse_replicating_onto_itself(plans)
             ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
             for plan in plans.values():
@@ -106,6 +126,8 @@ class _Run:
             }
             fence_lsn = None
             if self.request.mode is RunMode.CATCH_UP:
+                if self.request.verify:  # before the fence: the stream stops at this snapshot's point
+                    self.point = open_consistent_point(self.source_ci, self.slot)
                 row = source.execute(
                     "SELECT pg_logical_emit_message(false, %s, %s)::text", (FENCE_PREFIX, self.request.run_id)
                 ).fetchone()
@@ -130,6 +152,7 @@ class _Run:
                 reporter=self.reporter,
                 should_stop=self.should_stop,
                 catalog=self.source_cfg.catalog,
+                stop_before=self.point.lsn if self.point is not None else None,
             )
         )
         for name, counters in result.tables.items():
@@ -143,6 +166,28 @@ class _Run:
             fence_lsn=fence_lsn,
             applied_lsn=result.applied_lsn,
         )
+
+    def verify(self, point: ConsistentPoint, tables: set[str]) -> Verification:
+        """Compare ``tables`` at ``point``, with their columns as the source catalog has them in its snapshot."""
+        self.reporter.log(f"verifying {len(tables)} tables at {point.lsn}")
+        with psycopg.connect(self.source_ci) as source, psycopg.connect(self.sink_ci, autocommit=True) as sink:
+            source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            source.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(point.snapshot)))
+            plans = [plan for name, plan in self.build_plans(source, sink).items() if name in tables]
+        verification = verify_tables(
+            source_conninfo=self.source_ci,
+            sink_conninfo=self.sink_ci,
+            point=point,
+            plans=plans,
+            workers=min(self.source_cfg.connection.pool_size, self.sink_cfg.connection.pool_size),
+            should_stop=self.should_stop,
+        )
+        differing = verification.differing()
+        self.reporter.log(
+            f"verified {len(plans)} tables in {verification.seconds:.1f}s: "
+            + (f"{len(differing)} differ ({', '.join(differing[:5])})" if differing else "all equal")
+        )
+        return verification
 
     def initial_snapshot(
         self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any], plans: dict[str, TablePlan]
