@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from airflow_connectors.cdc.models import Connector, Schedule, Sink, Source
 from airflow_connectors.cdc.patch import PatchError, apply_patch, check_required
+from airflow_connectors.cdc.run_models import RunCreate
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
 from airflow_connectors.hooks.postgres_connection import resolve_connection_references
@@ -39,6 +40,20 @@ def _field_error(exc: ValidationError, prefix: str) -> ValueError:
     return ValueError(f"{where}: {first['msg']}")
 
 
+def verification_error(run: dict[str, Any]) -> str | None:
+    """Why a run does not prove its replica equal: not verified, verification not finished, or tables differ."""
+    what = f"connector {run['connector_id']} run {run['run_id']}"
+    report = run.get("verification")
+    if report is None:
+        if run.get("verify") and run["state"] not in ("succeeded",):
+            return f"{what} ended {run['state']} before its verification: {run.get('error') or 'no report'}"
+        return f"{what} did not verify the replica (start it with verify=true, or POST .../verify)"
+    if report["status"] != "equal":
+        differing = [name for name, table in report["tables"].items() if table["status"] != "equal"]
+        return run.get("error") or f"{what}: verification found differing tables: {', '.join(differing)}"
+    return None
+
+
 def run_status(ref: SyncRef, run: dict[str, Any]) -> SyncStatus:
     """A run of the service as the common status (rows, lag and tables from the run)."""
     return SyncStatus(
@@ -49,7 +64,11 @@ def run_status(ref: SyncRef, run: dict[str, Any]) -> SyncStatus:
         rows=run.get("rows_total"),
         lag_bytes=run.get("lag_bytes"),
         tables=tuple(sorted(run.get("tables") or {})),
-        details={key: run.get(key) for key in ("mode", "resync", "trigger", "wal_status", "fence_lsn", "applied_lsn")},
+        details={
+            **{key: run.get(key) for key in ("mode", "resync", "trigger", "wal_status", "fence_lsn", "applied_lsn")},
+            "verify": run.get("verify", False),
+            "verification": (run.get("verification") or {}).get("status"),
+        },
     )
 
 
@@ -166,16 +185,24 @@ class CdcHook(HttpApiHook):
 
     # -- runs -------------------------------------------------------------------------------------------------
     def start_run(
-        self, connector_id: str, *, mode: str = "catch_up", resync: bool | list[str] = False
+        self, connector_id: str, *, mode: str = "catch_up", resync: bool | list[str] = False, verify: bool = False
     ) -> dict[str, Any]:
-        """Queue a run; :class:`ApiConflict` (code ``run_active``) when one is active."""
-        if mode not in ("catch_up", "continuous"):
-            raise ValueError(f"mode: expected catch_up or continuous, got {mode!r}")
-        if not isinstance(resync, bool) and not (
-            isinstance(resync, list) and all(isinstance(t, str) and "." in t for t in resync)
-        ):
-            raise ValueError("resync: expected true, false or a list of 'schema.table'")
-        return self._call("POST", f"{API}/connectors/{connector_id}/runs", json={"mode": mode, "resync": resync})
+        """Queue a run (``verify``: compare source and sink once caught up, see :meth:`verify_connector`);
+        :class:`ApiConflict` (code ``run_active``) when one is active."""
+        try:
+            body = RunCreate.model_validate({"mode": mode, "resync": resync, "verify": verify})
+        except ValidationError as exc:
+            raise _field_error(exc, "") from None
+        return self._call("POST", f"{API}/connectors/{connector_id}/runs", json=body.model_dump(mode="json"))
+
+    def verify_connector(self, connector_id: str) -> dict[str, Any]:
+        """Queue a verifying catch-up run; its ``verification`` (per table equal / differing, with keys) arrives
+        on the run, which fails when a table differs. :class:`ApiConflict` while another run is active."""
+        return self._call("POST", f"{API}/connectors/{connector_id}/verify")
+
+    def verification_error(self, ref: SyncRef) -> str | None:
+        """Why run ``ref`` does not prove its replica equal to the source, or None when it verified it equal."""
+        return verification_error(self.get_run(ref.connector_id, str(ref.run_id)))
 
     def get_run(self, connector_id: str, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"{API}/connectors/{connector_id}/runs/{run_id}")
@@ -196,14 +223,14 @@ class CdcHook(HttpApiHook):
     def trigger_sync(
         self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
     ) -> SyncRef:
-        """Start a run (``mode`` option: ``catch_up`` by default). When a run is active the service refuses
-        (:class:`ApiConflict`; :meth:`find_active_sync` gives that run) unless ``force``: then the active run is
-        cancelled and, once it has ended, this one is started."""
-        mode = options.pop("mode", "catch_up")
+        """Start a run (options: ``mode``, ``catch_up`` by default; ``verify``). When a run is active the service
+        refuses (:class:`ApiConflict`; :meth:`find_active_sync` gives that run) unless ``force``: then the active
+        run is cancelled and, once it has ended, this one is started."""
+        mode, verify = options.pop("mode", "catch_up"), bool(options.pop("verify", False))
         if options:
             raise ValueError(f"{', '.join(sorted(options))}: not an option of CDC core runs")
         try:
-            run = self.start_run(connector_id, mode=mode, resync=resync)
+            run = self.start_run(connector_id, mode=mode, resync=resync, verify=verify)
         except ApiConflict:
             active = self.find_active_sync(connector_id) if force else None
             if active is None:
@@ -211,7 +238,7 @@ class CdcHook(HttpApiHook):
             self.log.info("force: cancelling active run %s of connector %s", active.run_id, connector_id)
             self.cancel_sync(active)
             self._wait_ended(active)
-            run = self.start_run(connector_id, mode=mode, resync=resync)
+            run = self.start_run(connector_id, mode=mode, resync=resync, verify=verify)
         return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=run["run_id"])
 
     def _wait_ended(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from fastapi import Depends, FastAPI
 
-from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate
+from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate, routes_verify
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
 from airflow_connectors.cdc.api.errors import ERROR_RESPONSES, install_error_handlers
@@ -88,7 +88,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
     app.state.api_token = settings.api_token.get_secret_value() if settings.api_token else None
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
-    for router in (routes_connectors.router, routes_runs.router, routes_validate.router):
+    for router in (routes_connectors.router, routes_runs.router, routes_validate.router, routes_verify.router):
         app.include_router(router, dependencies=[Depends(require_token)])
 
     generate_openapi = app.openapi

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import airflow_connectors.cdc as cdc_package
 from airflow_connectors.cdc.settings import ServiceSettings
+from airflow_connectors.cdc.store import migrate
 from airflow_connectors.cdc.worker import WorkerOptions, WorkerPool, start_workers
 from tests.cdc.runs.client import RunsClient
 from tests.conftest import PgServer
@@ -18,11 +18,10 @@ from tests.fixtures.cdc_service import CdcService
 
 @pytest.fixture
 def state_dsn(make_database: Callable[[str], str]) -> str:
-    """A fresh state database with the runs table."""
+    """A fresh state database with the store's migrations applied."""
     dsn = make_database("state")
-    migration = Path(cdc_package.__file__).parent / "store_migrations" / "002_runs.sql"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(migration.read_text())
+        migrate(conn)
     return dsn
 
 
