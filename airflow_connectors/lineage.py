@@ -7,7 +7,7 @@ The dataset naming follows OpenLineage's conventions: ``postgres://host:port`` n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 Dataset = tuple[str, str]  # (namespace, name)
@@ -17,14 +17,21 @@ def _postgres_namespace(connection: dict[str, Any]) -> str:
     return f"postgres://{connection['host']}:{connection.get('port') or 5432}"
 
 
-def cdc_datasets(connector: dict[str, Any], tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
-    """Inputs (source tables) and outputs (sink tables) of a CDC core run over ``tables`` ("schema.table")."""
+def cdc_datasets(
+    connector: dict[str, Any], tables: Sequence[str], sink_tables: Mapping[str, Mapping[str, str]]
+) -> tuple[list[Dataset], list[Dataset]]:
+    """Inputs (source tables) and outputs (sink tables) of a CDC core run over ``tables`` ("schema.table").
+
+    ``sink_tables`` is the run's own record of where each table was written (``{"target_schema", "table"}``): the
+    service names sink tables once per connector, so they are read from the run, never re-derived here. A table
+    the run does not map has no output dataset."""
     source = connector["source"]["postgres"]["connection"]
-    sink_side = connector["sink"]["postgres"]
-    sink, target_schema = sink_side["connection"], sink_side.get("target_schema") or "public"
+    sink = connector["sink"]["postgres"]["connection"]
     inputs = [(_postgres_namespace(source), f"{source['database']}.{table}") for table in tables]
     outputs = [
-        (_postgres_namespace(sink), f"{sink['database']}.{target_schema}.{table.split('.', 1)[-1]}") for table in tables
+        (_postgres_namespace(sink), f"{sink['database']}.{target['target_schema']}.{target['table']}")
+        for table in tables
+        if (target := sink_tables.get(table)) is not None
     ]
     return inputs, outputs
 
@@ -34,9 +41,15 @@ def saas_datasets(conn_type: str, connector_id: str, tables: Sequence[str]) -> t
     return [], [(f"{conn_type}://{connector_id}", table) for table in tables]
 
 
-def sync_datasets(conn_type: str, connector: dict[str, Any] | None, connector_id: str, tables: Sequence[str]):  # type: ignore[no-untyped-def]
+def sync_datasets(  # type: ignore[no-untyped-def]
+    conn_type: str,
+    connector: dict[str, Any] | None,
+    connector_id: str,
+    tables: Sequence[str],
+    sink_tables: Mapping[str, Mapping[str, str]] | None = None,
+):
     if conn_type == "cdc_core" and connector is not None:
-        return cdc_datasets(connector, tables)
+        return cdc_datasets(connector, tables, sink_tables or {})
     return saas_datasets(conn_type, connector_id, tables)
 
 

@@ -443,9 +443,12 @@ class SyncConnectorOperator(BaseOperator):
             return None
         from airflow_connectors.lineage import operator_lineage, sync_datasets
 
-        hook = get_hook(self.conn_id)
-        connector = hook.get_connector(status.ref.connector_id) if status.ref.conn_type == "cdc_core" else None
-        return operator_lineage(*sync_datasets(status.ref.conn_type, connector, status.ref.connector_id, status.tables))
+        hook, connector, sink_tables = get_hook(self.conn_id), None, None
+        if isinstance(hook, CdcHook):  # where each table went is the run's record (names are decided once)
+            connector = hook.get_connector(status.ref.connector_id)
+            sink_tables = hook.get_run(status.ref.connector_id, str(status.ref.run_id)).get("sink_tables")
+        ref = status.ref
+        return operator_lineage(*sync_datasets(ref.conn_type, connector, ref.connector_id, status.tables, sink_tables))
 
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
