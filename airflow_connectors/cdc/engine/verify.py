@@ -80,7 +80,8 @@ def _texts(columns: Iterable[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(name)) for name in columns)
 
 
-def _row_hash(plan: TablePlan) -> sql.Composable:
+def row_hash(plan: TablePlan) -> sql.Composable:
+    """64 bits of the md5 of the row's canonical text, as a bigint (summed per chunk)."""
     row = sql.SQL("ROW({})::text").format(_texts(plan.column_names))
     return sql.SQL("('x' || left(md5({}), 16))::bit(64)::bigint").format(row)
 
@@ -92,7 +93,7 @@ def _bucket(plan: TablePlan, buckets: int) -> sql.Composable:
             key, sql.Literal(buckets)
         )
     return sql.SQL("((({} % {}) + {}) % {})").format(
-        _row_hash(plan), sql.Literal(buckets), sql.Literal(buckets), sql.Literal(buckets)
+        row_hash(plan), sql.Literal(buckets), sql.Literal(buckets), sql.Literal(buckets)
     )
 
 
@@ -229,15 +230,15 @@ def _range_chunks(source: psycopg.Connection[Any], plan: TablePlan, wanted: int,
     return [Chunk(plan, lower=edges[i], upper=edges[i + 1]) for i in range(len(edges) - 1)]
 
 
-def _sums(conns: _Connections, work: _TableWork, side: Side) -> list[tuple[int, str]]:
-    """(rows, checksum) of every chunk of the table on one side: one query per range, one pass for buckets."""
+def _sums(conns: _Connections, work: _TableWork, side: Side, indices: tuple[int, ...]) -> list[tuple[int, str]]:
+    """(rows, checksum) of chunks ``indices`` on one side: one query for a key range, one pass for all buckets."""
     plan, chunks = work.plan, work.chunks
-    conn, table, row_hash = conns.get(side), _table(plan, side), _row_hash(plan)
+    conn, table, digest = conns.get(side), _table(plan, side), row_hash(plan)
     if chunks[0].bucket is None:
         query = sql.SQL("SELECT count(*), coalesce(sum({}), 0)::text FROM {} WHERE {}")
         results = []
-        for chunk in chunks:
-            row = conn.execute(query.format(row_hash, table, chunk.where())).fetchone()
+        for index in indices:
+            row = conn.execute(query.format(digest, table, chunks[index].where())).fetchone()
             assert row is not None
             results.append((int(row[0]), str(row[1])))
         return results
@@ -245,18 +246,25 @@ def _sums(conns: _Connections, work: _TableWork, side: Side) -> list[tuple[int, 
         int(bucket): (int(rows), str(total))
         for bucket, rows, total in conn.execute(
             sql.SQL("SELECT {} AS b, count(*), sum({})::text FROM {} GROUP BY 1").format(
-                _bucket(plan, chunks[0].buckets), row_hash, table
+                _bucket(plan, chunks[0].buckets), digest, table
             )
         )
     }
-    return [found.get(chunk.bucket or 0, (0, "0")) for chunk in chunks]
+    return [found.get(chunks[index].bucket or 0, (0, "0")) for index in indices]
+
+
+def _jobs(work: _TableWork) -> list[tuple[_TableWork, Side, tuple[int, ...]]]:
+    """Each key range on each side is a job of its own; buckets are summed in one pass per side."""
+    if work.chunks[0].bucket is not None:
+        return [(work, side, tuple(range(len(work.chunks)))) for side in SIDES]
+    return [(work, side, (index,)) for index in range(len(work.chunks)) for side in SIDES]
 
 
 def _rows(conns: _Connections, chunk: Chunk, side: Side) -> list[tuple[tuple[str | None, ...], int]]:
     """(key values as text, row hash) of one chunk's rows; keyless tables are keyed by their row hash."""
     plan = chunk.plan
     key = sql.SQL("ARRAY[{}]").format(_texts(plan.key)) if plan.key else sql.SQL("ARRAY[]::text[]")
-    query = sql.SQL("SELECT {}, {} FROM {} WHERE {}").format(key, _row_hash(plan), _table(plan, side), chunk.where())
+    query = sql.SQL("SELECT {}, {} FROM {} WHERE {}").format(key, row_hash(plan), _table(plan, side), chunk.where())
     return [(tuple(values), int(digest)) for values, digest in conns.get(side).execute(query)]
 
 
@@ -336,10 +344,13 @@ def verify_tables(
     plans = list(plans)
     try:
         works = parallel(_plan_chunks, plans, [chunk_rows] * len(plans))
-        comparable = [work for work in works if work.reason is None]
-        jobs = [(work, side) for work in comparable for side in SIDES]
-        for (work, side), sums in zip(jobs, parallel(_sums, *zip(*jobs, strict=True)) if jobs else [], strict=True):
-            work.sums[side] = sums
+        jobs = [job for work in works if work.reason is None for job in _jobs(work)]
+        for (work, side, indices), sums in zip(
+            jobs, parallel(_sums, *zip(*jobs, strict=True)) if jobs else [], strict=True
+        ):
+            found = work.sums.setdefault(side, [(0, "0")] * len(work.chunks))
+            for index, value in zip(indices, sums, strict=True):
+                found[index] = value
         reports = parallel(_report, works)
     finally:
         conns.close()
