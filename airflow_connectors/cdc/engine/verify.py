@@ -223,7 +223,7 @@ def _range_chunks(source: psycopg.Connection[Any], plan: TablePlan, wanted: int,
     """Boundaries at quantiles of a block sample of the first key column; the first and last ranges are open."""
     key = sql.Identifier(plan.columns[plan.key_positions[0]].name)
     percent = min(100.0, 100.0 * wanted * _SAMPLE_PER_CHUNK / max(estimate, 1))
-    query = sql.SQL("SELECT k::text FROM (SELECT DISTINCT {} AS k FROM {} TABLESAMPLE SYSTEM ({})) s ORDER BY k")
+    query = sql.SQL("SELECT s.k::text FROM (SELECT DISTINCT {} AS k FROM {} TABLESAMPLE SYSTEM ({})) s ORDER BY s.k")
     sample = [row[0] for row in source.execute(query.format(key, _table(plan, "source"), sql.Literal(percent)))]
     bounds = list(dict.fromkeys(sample[len(sample) * i // wanted] for i in range(1, wanted))) if sample else []
     edges: list[str | None] = [None, *bounds, None]

@@ -170,7 +170,8 @@ def test_chunked_comparison_names_missing_extra_and_different_keys(pair: Pair) -
         ("9999999", "extra_in_sink"),
         ("17", "different"),
     }
-    assert ranged.differing_chunks == 3 and (ranged.source_rows, ranged.sink_rows) == (5000, 5000)
+    # 4000 and 9999999 share the last, open-ended range when the sampled bounds all lie below 4000.
+    assert ranged.differing_chunks in (2, 3) and (ranged.source_rows, ranged.sink_rows) == (5000, 5000)
     assert [(k.key, k.issue) for k in hashed.differing_keys] == [({"code": "c2500"}, "different")]
     assert hashed.differing_chunks == 1
     assert [k.issue for k in loose.differing_keys] == ["missing_in_sink"] and loose.sink_rows == 999
