@@ -16,7 +16,9 @@ Cost: tables are chunked by ranges of the first key column when its order is the
 non-collatable base type: integers, numerics, uuids, dates and times), one index range scan per chunk and side;
 otherwise rows are bucketed by a hash of the key (of the row, keyless) in one pass per side. Chunks run in parallel
 threads with their own connections and return only aggregates (bounded memory). Only a differing chunk is read row
-by row (keys and row hashes of about ``chunk_rows`` rows) to name a sample of differing keys.
+by row (keys and row hashes of about ``chunk_rows`` rows) to name a sample of differing keys. Chunks only localise:
+every row falls in a chunk on both sides (ranges cover every value, a row hashes to one bucket), so a poorly chosen
+boundary can cost time or report a difference, never hide one.
 """
 
 from __future__ import annotations
