@@ -61,6 +61,7 @@ class _Run:
         self.publication = publication_name(connector.id)
         self.counters: dict[str, TableCounters] = {}
         self.point: ConsistentPoint | None = None  # verify: where the stream stops and the tables are compared
+        self.reached_point = False
 
     def _session(self, conninfo: str, timeout: int) -> psycopg.Connection[Any]:
         conn = psycopg.connect(conninfo, autocommit=True)
@@ -73,6 +74,11 @@ class _Run:
         try:
             result = self.replicate()
             if self.point is not None:
+                if not self.reached_point:
+                    raise EngineError(
+                        "verify: the run stopped at limits.max_rows_per_run before the point it verifies at (what it "
+                        "applied is kept): run again to catch up, then verify"
+                    )
                 result.verification = self.verify(self.point, set(result.sink_tables))
         finally:
             if self.point is not None:
@@ -155,6 +161,7 @@ class _Run:
                 stop_before=self.point.lsn if self.point is not None else None,
             )
         )
+        self.reached_point = result.reached_fence
         for name, counters in result.tables.items():
             total = self.counters.setdefault(name, TableCounters())
             for attribute in ("rows", "bytes", "inserts", "updates", "deletes"):

@@ -116,6 +116,17 @@ def test_verification_is_exact_while_the_source_keeps_writing(pair: Pair) -> Non
         assert result.verification is not None and result.verification.status == "equal", result.verification
 
 
+def test_a_run_stopped_by_max_rows_before_its_point_does_not_claim_a_verification(pair: Pair) -> None:
+    pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY)")
+    pair.run()
+    pair.on_source(*(f"INSERT INTO public.t VALUES ({i})" for i in range(30)))
+    limited = pair.with_changes(limits={"max_rows_per_run": 5})
+    request = RunRequest(run_id=str(uuid.uuid4()), verify=True)
+    with pytest.raises(EngineError, match="stopped at limits.max_rows_per_run before the point it verifies at"):
+        execute_run(limited.connector, request, RecordingReporter(), lambda: False)
+    assert verify_run(pair).verification.status == "equal"  # type: ignore[union-attr]
+
+
 def test_only_a_catch_up_run_verifies(pair: Pair) -> None:
     pair.on_source("CREATE TABLE public.t (id int PRIMARY KEY)")
     with pytest.raises(EngineError, match="only a catch_up run can verify"):
