@@ -194,12 +194,13 @@ def _plan_chunks(conns: _Connections, plan: TablePlan, chunk_rows: int) -> _Tabl
     if work.reason is not None:
         return work
     source = conns.get("source")
-    row = source.execute(
-        "SELECT greatest(c.reltuples, pg_relation_size(c.oid) / 100)::bigint FROM pg_class c"
-        " WHERE c.oid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass",
+    row = source.execute(  # a partitioned root has no rows of its own: count its partitions'
+        "WITH t AS (SELECT (quote_ident(%s) || '.' || quote_ident(%s))::regclass AS oid)"
+        " SELECT sum(greatest(c.reltuples, pg_relation_size(c.oid) / 100))::bigint FROM pg_class c, t"
+        " WHERE c.oid = t.oid OR c.oid IN (SELECT relid FROM pg_partition_tree(t.oid))",
         (plan.source_schema, plan.source_table),
     ).fetchone()
-    estimate = int(row[0]) if row else 0
+    estimate = int(row[0]) if row and row[0] is not None else 0
     wanted = max(1, math.ceil(estimate / chunk_rows))
     if wanted == 1:
         work.chunks = [Chunk(plan)]

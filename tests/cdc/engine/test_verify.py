@@ -186,3 +186,32 @@ def test_chunked_comparison_names_missing_extra_and_different_keys(pair: Pair) -
     assert [(k.key, k.issue) for k in hashed.differing_keys] == [({"code": "c2500"}, "different")]
     assert hashed.differing_chunks == 1
     assert [k.issue for k in loose.differing_keys] == ["missing_in_sink"] and loose.sink_rows == 999
+
+
+def test_a_partitioned_table_replicated_as_its_root_is_verified_across_partitions(pair: Pair) -> None:
+    pair.on_source(
+        "CREATE TABLE public.events (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)",
+        "CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM (0) TO (500)",
+        "CREATE TABLE public.events_b PARTITION OF public.events FOR VALUES FROM (500) TO (10000)",
+        "INSERT INTO public.events SELECT i, 'e' || i FROM generate_series(1, 3000) i",
+        "ANALYZE public.events",
+    )
+    rooted = pair.with_changes(source__postgres__partitions_as_root=True)
+    rooted.run()
+    on_sink(pair, "UPDATE replica.events SET v = 'corrupted' WHERE id = 2500")
+    point = open_consistent_point(pair.connector.source.postgres.connection.conninfo(), slot_name(pair.connector.id))
+    try:
+        verification = verify_tables(
+            source_conninfo=pair.connector.source.postgres.connection.conninfo(),
+            sink_conninfo=pair.connector.sink.postgres.connection.conninfo(),
+            point=point,
+            plans=_plans(rooted),
+            workers=2,
+            should_stop=lambda: False,
+            chunk_rows=500,
+        )
+    finally:
+        point.close()
+    events = verification.tables["public.events"]
+    assert events.chunks > 2 and (events.source_rows, events.sink_rows) == (3000, 3000)
+    assert [(k.key, k.issue) for k in events.differing_keys] == [({"id": "2500"}, "different")]
