@@ -146,9 +146,7 @@ class _Connections:
     def get(self, side: Side) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self.local, side, None)
         if conn is None:
-            conn = psycopg.connect(
-                self.conninfo[side], options=CANONICAL_OPTIONS, application_name="airflow_connectors"
-            )
+            conn = psycopg.connect(self.conninfo[side], options=CANONICAL_OPTIONS)
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             if side == "source":
                 conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
@@ -334,6 +332,8 @@ def verify_tables(
     The caller guarantees the sink is at ``point.lsn``."""
     started = time.monotonic()
     conns = _Connections(source_conninfo, sink_conninfo, point.snapshot)
+    # One pool for every phase: its threads keep their connections (and the imported snapshot) throughout.
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cdc-verify")
 
     def parallel(function: Callable[..., T], *arguments: Iterable[Any]) -> list[T]:
         def call(*args: Any) -> T:
@@ -341,21 +341,20 @@ def verify_tables(
                 raise RunCancelled()
             return function(conns, *args)
 
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cdc-verify") as pool:
-            return list(pool.map(call, *arguments))
+        return list(pool.map(call, *arguments))
 
     plans = list(plans)
     try:
         works = parallel(_plan_chunks, plans, [chunk_rows] * len(plans))
         jobs = [job for work in works if work.reason is None for job in _jobs(work)]
-        for (work, side, indices), sums in zip(
-            jobs, parallel(_sums, *zip(*jobs, strict=True)) if jobs else [], strict=True
-        ):
+        results = parallel(_sums, *zip(*jobs, strict=True)) if jobs else []
+        for (work, side, indices), sums in zip(jobs, results, strict=True):
             found = work.sums.setdefault(side, [(0, "0")] * len(work.chunks))
             for index, value in zip(indices, sums, strict=True):
                 found[index] = value
         reports = parallel(_report, works)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         conns.close()
     tables = {work.plan.name: report for work, report in zip(works, reports, strict=True)}
     return Verification(
