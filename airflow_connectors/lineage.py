@@ -10,7 +10,7 @@ destination names. What cannot be placed (a SaaS source, an unknown warehouse) i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 Dataset = tuple[str, str]  # (namespace, name)
@@ -20,14 +20,21 @@ def _postgres_namespace(connection: dict[str, Any]) -> str:
     return f"postgres://{connection['host']}:{connection.get('port') or 5432}"
 
 
-def cdc_datasets(connector: dict[str, Any], tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
-    """Inputs (source tables) and outputs (sink tables) of a CDC core run over ``tables`` ("schema.table")."""
+def cdc_datasets(
+    connector: dict[str, Any], tables: Sequence[str], sink_tables: Mapping[str, Mapping[str, str]]
+) -> tuple[list[Dataset], list[Dataset]]:
+    """Inputs (source tables) and outputs (sink tables) of a CDC core run over ``tables`` ("schema.table").
+
+    ``sink_tables`` is the run's own record of where each table was written (``{"target_schema", "table"}``): the
+    service names sink tables once per connector, so they are read from the run, never re-derived here. A table
+    the run does not map has no output dataset."""
     source = connector["source"]["postgres"]["connection"]
-    sink_side = connector["sink"]["postgres"]
-    sink, target_schema = sink_side["connection"], sink_side.get("target_schema") or "public"
+    sink = connector["sink"]["postgres"]["connection"]
     inputs = [(_postgres_namespace(source), f"{source['database']}.{table}") for table in tables]
     outputs = [
-        (_postgres_namespace(sink), f"{sink['database']}.{target_schema}.{table.split('.', 1)[-1]}") for table in tables
+        (_postgres_namespace(sink), f"{sink['database']}.{target['target_schema']}.{target['table']}")
+        for table in tables
+        if (target := sink_tables.get(table)) is not None
     ]
     return inputs, outputs
 

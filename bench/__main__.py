@@ -98,6 +98,7 @@ def main() -> int:
             ]
             results["update"] = measured("update", scenarios.big_update(bench, args.rows))
             results["stream"] = measured("stream", scenarios.stream_lag(bench, args.rows, args.transactions))
+            results["verify"] = measured("verify", scenarios.verify(bench, args.rows))
         finally:
             bench.close()
     load["end"] = os.getloadavg()[0]

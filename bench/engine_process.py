@@ -1,8 +1,9 @@
 """Run the engine once in its own process and report its time and peak memory (``python -m bench.engine_process``).
 
-Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path | null}`` on stdin; a continuous
-run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "max_rss_mb", "rows", "phases"}`` (the run
-alone, interpreter start excluded; ``phases``: when each phase began) or ``{"error"}`` with exit status 1.
+Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path | null, "verify": bool}`` on
+stdin; a continuous run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "max_rss_mb", "rows",
+"phases", "verification"}`` (the run alone, interpreter start excluded; ``phases``: when each phase began;
+``verification``: the report of a verifying run, also when it found a difference) or ``{"error"}`` with exit status 1.
 Its own process, so the peak RSS is the engine's.
 """
 
@@ -17,7 +18,15 @@ import uuid
 
 from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine import execute_run
-from airflow_connectors.cdc.engine.interface import EnginePhase, RunCancelled, RunMode, RunRequest, TableCounters
+from airflow_connectors.cdc.engine.interface import (
+    EnginePhase,
+    RunCancelled,
+    RunMode,
+    RunRequest,
+    TableCounters,
+    VerificationFailed,
+)
+from airflow_connectors.cdc.verification import Verification
 
 
 class QuietReporter:
@@ -43,23 +52,36 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
+def _dump(verification: Verification | None) -> dict[str, object] | None:
+    return None if verification is None else verification.model_dump(mode="json")
+
+
 def main() -> int:
     job = json.loads(sys.stdin.read())
     connector = Connector.model_validate(job["connector"])
     stop_file = job.get("stop_file")
-    request = RunRequest(run_id=str(uuid.uuid4()), mode=RunMode(job.get("mode", "catch_up")))
+    mode, verify = RunMode(job.get("mode", "catch_up")), bool(job.get("verify"))
+    request = RunRequest(run_id=str(uuid.uuid4()), mode=mode, verify=verify)
     reporter = QuietReporter()
-    rows = 0
+    rows, verification = 0, None
     try:
         result = execute_run(connector, request, reporter, lambda: bool(stop_file and os.path.exists(stop_file)))
-        rows = sum(counters.rows for counters in result.tables.values())
+        rows, verification = sum(counters.rows for counters in result.tables.values()), result.verification
     except RunCancelled:
         pass  # how a continuous run ends
+    except VerificationFailed as exc:  # what a verifying run found is the figure, not an error of the benchmark
+        verification = exc.result.verification
     except Exception as exc:  # reported to the harness, which records the figure as missing and why
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "max_rss_mb": peak_rss_mb()}), flush=True)
         return 1
     seconds = time.perf_counter() - reporter.started
-    report = {"seconds": seconds, "max_rss_mb": peak_rss_mb(), "rows": rows, "phases": reporter.phases}
+    report = {
+        "seconds": seconds,
+        "max_rss_mb": peak_rss_mb(),
+        "rows": rows,
+        "phases": reporter.phases,
+        "verification": _dump(verification),
+    }
     print(json.dumps(report), flush=True)
     return 0
 

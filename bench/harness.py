@@ -26,6 +26,8 @@ from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres, _bin_dir
 from airflow_connectors.cdc.engine import drop_source_objects
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA, slot_name
+from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
+from airflow_connectors.cdc.engine.verify import CANONICAL_OPTIONS, row_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DB = "bench_src"
@@ -34,6 +36,25 @@ TABLE_DDL = "CREATE TABLE public.bench (id int PRIMARY KEY, a int NOT NULL, b te
 FILL = (
     "INSERT INTO public.bench SELECT i, 0, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text), now()"
     " FROM generate_series(1, %s) i"
+)
+BENCH_PLAN = TablePlan(  # public.bench as the engine plans it (for the verification baseline's row hash)
+    "public",
+    "bench",
+    "public",
+    "bench",
+    columns=tuple(
+        ColumnPlan(name, kind, kind, oid, not_null)
+        for name, kind, oid, not_null in (
+            ("id", "integer", 23, True),
+            ("a", "integer", 23, True),
+            ("b", "text", 25, False),
+            ("c", "timestamp with time zone", 1184, False),
+        )
+    ),
+    key=("id",),
+    replica_identity="d",
+    relkind="r",
+    binary_safe=True,
 )
 PGBENCH_SCRIPT = "\\set id random(1, :rows)\nUPDATE public.bench SET a = a + 1 WHERE id = :id;\n"
 
@@ -91,7 +112,9 @@ class OursFailed(RuntimeError):
 class EngineProcess:
     """One ``execute_run`` in a child process (``bench.engine_process``): its time, rows and peak RSS."""
 
-    def __init__(self, connector: dict[str, Any], mode: str = "catch_up", stop_file: Path | None = None) -> None:
+    def __init__(
+        self, connector: dict[str, Any], mode: str = "catch_up", stop_file: Path | None = None, verify: bool = False
+    ) -> None:
         self.stop_file = stop_file
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
@@ -103,7 +126,8 @@ class EngineProcess:
             cwd=ROOT,
         )
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps({"connector": connector, "mode": mode, "stop_file": str(stop_file or "")}))
+        job = {"connector": connector, "mode": mode, "stop_file": str(stop_file or ""), "verify": verify}
+        self.process.stdin.write(json.dumps(job))
         self.process.stdin.close()
 
     def stop(self) -> None:
@@ -173,6 +197,20 @@ class Bench:
         with server.connect(database) as conn:
             row = conn.execute("SELECT count(*), coalesce(sum(a), 0) FROM public.bench").fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def whole_table_checksums(self, database: str) -> float:
+        """Baseline of a verification: the same row hash as ours summed over the whole table in one query per side,
+        one side after the other (no chunks, no parallelism). Seconds."""
+        query = sql.SQL("SELECT count(*), sum({}) FROM public.bench").format(row_hash(BENCH_PLAN))
+        started = time.perf_counter()
+        sums = []
+        for server, name in ((self.source, SOURCE_DB), (self.sink, database)):
+            with psycopg.connect(server.conninfo(name), options=CANONICAL_OPTIONS) as conn:
+                sums.append(conn.execute(query).fetchone())
+        seconds = time.perf_counter() - started
+        if sums[0] != sums[1]:
+            raise RuntimeError(f"the whole-table checksums differ: {sums}")
+        return seconds
 
     def same_as_source(self, database: str) -> bool:
         return self.checksum(self.sink, database) == self.checksum(self.source, SOURCE_DB)
@@ -249,8 +287,10 @@ class Bench:
             }
         )
 
-    def ours(self, sink_db: str, mode: str = "catch_up", stop_file: Path | None = None) -> EngineProcess:
-        return EngineProcess(self.connector(sink_db).stored(), mode, stop_file)
+    def ours(
+        self, sink_db: str, mode: str = "catch_up", stop_file: Path | None = None, verify: bool = False
+    ) -> EngineProcess:
+        return EngineProcess(self.connector(sink_db).stored(), mode, stop_file, verify)
 
     def forget_ours(self, sink_db: str) -> None:
         """Drop our slot and publication: an abandoned slot would hold WAL through the next scenarios."""

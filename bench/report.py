@@ -90,7 +90,22 @@ def rows_of(results: dict[str, Any]) -> list[list[str]]:
             _mb(lag.get("ours_rss_mb")),
         ]
     )
+    check = results.get("verify")
+    if check is not None:
+        table.append(
+            [
+                f"verification of a {check['rows']:,}-row replica (count + checksum per key range, both sides)",
+                f"one whole-table checksum query per side, one after the other {_s(check.get('whole_table_s'))}",
+                f"{_s(check['ours_s'])} ({check.get('chunks', '-')} key ranges; corrupted row caught: "
+                f"{check.get('corruption_caught', '-')})",
+                _x(_ratio(check["ours_s"], check.get("whole_table_s"))),
+                "-",
+                "-",
+                _mb(check.get("ours_rss_mb")),
+            ]
+        )
     peaks = [s["ours_rss_mb"] for s in results["snapshot"]] + [upd.get("ours_rss_mb"), lag.get("ours_rss_mb")]
+    peaks += [check.get("ours_rss_mb")] if check is not None else []
     known = [p for p in peaks if p is not None]
     peak = max(known) if known else None
     table.append(
@@ -110,6 +125,8 @@ def rows_of(results: dict[str, Any]) -> list[list[str]]:
 def missing(results: dict[str, Any]) -> list[str]:
     found = [(f"snapshot of {s['rows']:,} rows", s["ours_error"]) for s in results["snapshot"]]
     found += [("one big UPDATE", results["update"]["ours_error"]), ("stream lag", results["stream"]["ours_error"])]
+    if "verify" in results:
+        found.append(("verification", results["verify"]["ours_error"]))
     return [f"- {what}: our figure is missing: {error}" for what, error in found if error]
 
 

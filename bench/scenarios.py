@@ -162,3 +162,43 @@ def stream_lag(bench: Bench, rows: int, transactions: int) -> dict[str, Any]:
         bench.forget_ours("bench_ours_s")
         stop.unlink(missing_ok=True)
     return result
+
+
+def verify(bench: Bench, rows: int) -> dict[str, Any]:
+    """Verification of a ``rows``-row replica: our verifying catch-up run vs one whole-table checksum query per
+    side; then one corrupted sink row, which our verification must name."""
+    say(f"verification of a {rows:,}-row replica: filling the source, our initial snapshot")
+    bench.fill_source(rows)
+    result: dict[str, Any] = {"rows": rows, "ours_s": None, "ours_error": None}
+    try:
+        bench.fresh(bench.sink, "bench_ours_v")
+        bench.ours("bench_ours_v").result()
+        _ours_equal(bench, "bench_ours_v")
+        say("  baseline: the same row checksum, one whole-table query per side, one after the other")
+        result["whole_table_s"] = bench.whole_table_checksums("bench_ours_v")
+        say("  ours: a verifying catch-up run")
+        report = bench.ours("bench_ours_v", verify=True).result()
+        verification = report["verification"]
+        if verification is None or verification["status"] != "equal":
+            raise OursFailed(f"our verification did not find the replica equal: {verification}")
+        table = verification["tables"]["public.bench"]
+        result.update(
+            ours_s=verification["seconds"],
+            ours_run_s=report["seconds"],
+            ours_rss_mb=report["max_rss_mb"],
+            chunks=table["chunks"],
+        )
+        say("  ours: one sink row corrupted, verifying again")
+        corrupted = rows // 2
+        with bench.sink_conn("bench_ours_v") as conn:
+            conn.execute("UPDATE public.bench SET b = 'corrupted' WHERE id = %s", (corrupted,))
+        found = bench.ours("bench_ours_v", verify=True).result()["verification"]
+        keys = found["tables"]["public.bench"]["differing_keys"] if found else []
+        result["corruption_caught"] = keys == [{"key": {"id": str(corrupted)}, "issue": "different"}]
+        if not result["corruption_caught"]:
+            raise OursFailed(f"our verification missed the corrupted row {corrupted}: {found}")
+    except OursFailed as exc:
+        result["ours_error"] = str(exc)
+    finally:
+        bench.forget_ours("bench_ours_v")
+    return result

@@ -153,6 +153,8 @@ class ConnectorHook(BaseHook, ABC):
     # Whether the API gives each sync an id. Without one (Fivetran) a sync is told apart from earlier ones only by
     # when it ended, so a sync this task did not start is referred to by a time (:meth:`sync_ended_after`).
     has_run_ids: ClassVar[bool] = True
+    # Whether a run can compare the replica with its source (:meth:`verification_error` says how it went).
+    can_verify: ClassVar[bool] = False
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -253,6 +255,10 @@ class ConnectorHook(BaseHook, ABC):
         return status
 
     # -- lineage ----------------------------------------------------------------------------------------------
+    def verification_error(self, ref: SyncRef) -> str | None:
+        """Why sync ``ref`` does not prove its replica equal to the source (APIs that can verify: ``can_verify``)."""
+        raise NotImplementedError(f"{self.conn_type} connections cannot verify a replica")
+
     def written_table_names(self, ref: SyncRef) -> tuple[str, ...]:
         """Tables (``schema.table``) a finished sync wrote, for APIs whose runs do not report them (asked of the
         API's configuration); none by default."""

@@ -17,7 +17,8 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from airflow_connectors.cdc.connectors.models import Connector, Schedule
-from airflow_connectors.cdc.connectors.patch import PatchError, check_patch
+from airflow_connectors.cdc.connectors.patch import PatchError, apply_patch, check_patch
+from airflow_connectors.cdc.runs.models import RunCreate
 from airflow_connectors.cdc.runs.state_machine import ACTIVE_STATES, RunState
 from airflow_connectors.hooks.base import SyncRef, SyncState, SyncStatus
 from airflow_connectors.hooks.http import ApiConflict, HttpApiHook
@@ -44,6 +45,20 @@ def _field_error(exc: ValidationError, prefix: str) -> ValueError:
     return ValueError(f"{where}: {first['msg']}")
 
 
+def verification_error(run: dict[str, Any]) -> str | None:
+    """Why a run does not prove its replica equal: not verified, verification not finished, or tables differ."""
+    what = f"connector {run['connector_id']} run {run['run_id']}"
+    report = run.get("verification")
+    if report is None:
+        if run.get("verify") and run["state"] not in ("succeeded",):
+            return f"{what} ended {run['state']} before its verification: {run.get('error') or 'no report'}"
+        return f"{what} did not verify the replica (start it with verify=true, or POST .../verify)"
+    if report["status"] != "equal":
+        differing = [name for name, table in report["tables"].items() if table["status"] != "equal"]
+        return run.get("error") or f"{what}: verification found differing tables: {', '.join(differing)}"
+    return None
+
+
 def run_status(ref: SyncRef, run: dict[str, Any]) -> SyncStatus:
     """A run of the service as the common status (rows, lag and tables from the run)."""
     return SyncStatus(
@@ -54,7 +69,11 @@ def run_status(ref: SyncRef, run: dict[str, Any]) -> SyncStatus:
         rows=run.get("rows_total"),
         lag_bytes=run.get("lag_bytes"),
         tables=tuple(sorted(run.get("tables") or {})),
-        details={key: run.get(key) for key in ("mode", "resync", "trigger", "wal_status", "fence_lsn", "applied_lsn")},
+        details={
+            **{key: run.get(key) for key in ("mode", "resync", "trigger", "wal_status", "fence_lsn", "applied_lsn")},
+            "verify": run.get("verify", False),
+            "verification": (run.get("verification") or {}).get("status"),
+        },
     )
 
 
@@ -62,6 +81,7 @@ class CdcHook(HttpApiHook):
     """The CDC core service API (see the module docstring for the connection)."""
 
     conn_type = "cdc_core"
+    can_verify = True
     default_conn_name = "cdc_core_default"
     hook_name = "CDC core (airflow-connectors)"
     connector_id_key: ClassVar[str] = "id"
@@ -98,15 +118,21 @@ class CdcHook(HttpApiHook):
             params["cursor"] = page["next_cursor"]
 
     def validate_patch(self, patch: dict[str, Any], current: dict[str, Any] | None = None) -> None:
-        """The service's patch rules (``cdc.connectors.patch``): source/sink type not changed, required
-        fields not removed; with ``current``, also host/port/database kept. ``ValueError`` names the field."""
+        """The service's patch rules (``cdc.connectors.patch``): source/sink type not changed, required fields not
+        removed; with ``current``, also host/port/database kept and the patched connector valid (e.g. no two tables
+        sharing a sink table). ``ValueError`` names the field."""
         if not isinstance(patch, dict):
             raise ValueError("patch: a merge patch of a connector must be a JSON object")
         patch = resolve_connection_references(patch)
         try:
-            check_patch(Connector.model_validate(current) if current is not None else None, patch)
+            if current is None:
+                check_patch(None, patch)
+            else:
+                apply_patch(Connector.model_validate(current), patch)
         except PatchError as exc:
             raise ValueError(str(exc)) from None
+        except ValidationError as exc:
+            raise _field_error(exc, "") from None
 
     def patch_connector(self, connector_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Send a merge patch after the checks that need no request (:meth:`validate_patch` without ``current``;
@@ -158,16 +184,24 @@ class CdcHook(HttpApiHook):
 
     # -- runs -------------------------------------------------------------------------------------------------
     def start_run(
-        self, connector_id: str, *, mode: str = "catch_up", resync: bool | list[str] = False
+        self, connector_id: str, *, mode: str = "catch_up", resync: bool | list[str] = False, verify: bool = False
     ) -> dict[str, Any]:
-        """Queue a run; :class:`ApiConflict` (code ``run_active``) when one is active."""
-        if mode not in ("catch_up", "continuous"):
-            raise ValueError(f"mode: expected catch_up or continuous, got {mode!r}")
-        if not isinstance(resync, bool) and not (
-            isinstance(resync, list) and all(isinstance(t, str) and "." in t for t in resync)
-        ):
-            raise ValueError("resync: expected true, false or a list of 'schema.table'")
-        return self._call("POST", f"{API}/connectors/{connector_id}/runs", json={"mode": mode, "resync": resync})
+        """Queue a run (``verify``: compare source and sink once caught up, see :meth:`verify_connector`);
+        :class:`ApiConflict` (code ``run_active``) when one is active."""
+        try:
+            body = RunCreate.model_validate({"mode": mode, "resync": resync, "verify": verify})
+        except ValidationError as exc:
+            raise _field_error(exc, "") from None
+        return self._call("POST", f"{API}/connectors/{connector_id}/runs", json=body.model_dump(mode="json"))
+
+    def verify_connector(self, connector_id: str) -> dict[str, Any]:
+        """Queue a verifying catch-up run; its ``verification`` (per table equal / differing, with keys) arrives
+        on the run, which fails when a table differs. :class:`ApiConflict` while another run is active."""
+        return self._call("POST", f"{API}/connectors/{connector_id}/verify")
+
+    def verification_error(self, ref: SyncRef) -> str | None:
+        """Why run ``ref`` does not prove its replica equal to the source, or None when it verified it equal."""
+        return verification_error(self.get_run(ref.connector_id, str(ref.run_id)))
 
     def get_run(self, connector_id: str, run_id: str) -> dict[str, Any]:
         return self._call("GET", f"{API}/connectors/{connector_id}/runs/{run_id}")
@@ -188,14 +222,14 @@ class CdcHook(HttpApiHook):
     def trigger_sync(
         self, connector_id: str, *, resync: bool | list[str] = False, force: bool = False, **options: Any
     ) -> SyncRef:
-        """Start a run (``mode`` option: ``catch_up`` by default). When a run is active the service refuses
-        (:class:`ApiConflict`; :meth:`find_active_sync` gives that run) unless ``force``: then the active run is
-        cancelled and, once it has ended, this one is started."""
-        mode = options.pop("mode", "catch_up")
+        """Start a run (options: ``mode``, ``catch_up`` by default; ``verify``). When a run is active the service
+        refuses (:class:`ApiConflict`; :meth:`find_active_sync` gives that run) unless ``force``: then the active
+        run is cancelled and, once it has ended, this one is started."""
+        mode, verify = options.pop("mode", "catch_up"), bool(options.pop("verify", False))
         if options:
             raise ValueError(f"{', '.join(sorted(options))}: not an option of CDC core runs")
         try:
-            run = self.start_run(connector_id, mode=mode, resync=resync)
+            run = self.start_run(connector_id, mode=mode, resync=resync, verify=verify)
         except ApiConflict:
             active = self.find_active_sync(connector_id) if force else None
             if active is None:
@@ -203,7 +237,7 @@ class CdcHook(HttpApiHook):
             self.log.info("force: cancelling active run %s of connector %s", active.run_id, connector_id)
             self.cancel_sync(active)
             self._wait_ended(active)
-            run = self.start_run(connector_id, mode=mode, resync=resync)
+            run = self.start_run(connector_id, mode=mode, resync=resync, verify=verify)
         return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=run["run_id"])
 
     def _wait_ended(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:
@@ -237,8 +271,10 @@ class CdcHook(HttpApiHook):
         return None
 
     def lineage_datasets(self, ref: SyncRef, tables: Sequence[str]) -> tuple[list[Dataset], list[Dataset]]:
-        """Source tables in, sink tables out, where the connector says the two databases are."""
-        return cdc_datasets(self.get_connector(ref.connector_id), tables)
+        """Source tables in, sink tables out, where the connector says the two databases are and the run says each
+        table was written (sink names are decided by the service, never re-derived here)."""
+        run = self.get_run(ref.connector_id, str(ref.run_id)) if ref.run_id else {}
+        return cdc_datasets(self.get_connector(ref.connector_id), tables, run.get("sink_tables") or {})
 
     # -- links ------------------------------------------------------------------------------------------------
     # The service's web console (a browser cannot send the API's bearer token; the console signs people in).

@@ -174,6 +174,8 @@ class SyncConnectorOperator(BaseOperator):
         ``execution_timeout`` does the same, deferred or not.
     :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
     :param wait_for_completion: ``False`` returns as soon as the run started.
+    :param verify: CDC core: the run also compares every table's source and sink at one consistent point; the
+        task fails (naming tables and keys) unless the run verified the replica equal.
     :param emit_assets: on success, add an asset event per table written, through the outlet alias
         ``airflow_connectors:<conn_id>:<task_id>`` (URIs: :func:`airflow_connectors.assets.table_asset_uri`).
     :return: the run reference (:meth:`SyncRef.to_dict`); pushes ``run_url`` and ``connector_url``; the last
@@ -188,6 +190,7 @@ class SyncConnectorOperator(BaseOperator):
         "unpause",
         "schedule",
         "sync_options",
+        "verify",
     )
     operator_extra_links = (ConnectorRunLink(), ConnectorLink())
     # Key of the started run in the task state store: a retry re-attaches to it while it is still going.
@@ -207,6 +210,7 @@ class SyncConnectorOperator(BaseOperator):
         timeout: float | timedelta | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         wait_for_completion: bool = True,
+        verify: bool | str = False,
         emit_assets: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -227,6 +231,7 @@ class SyncConnectorOperator(BaseOperator):
         self.timeout = timeout
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
+        self.verify = verify
         self.emit_assets = emit_assets
         self._owned: SyncRef | None = None  # the run this try started or re-attached to (cancelled by on_kill)
 
@@ -302,11 +307,13 @@ class SyncConnectorOperator(BaseOperator):
             self.log.info("connector %s resumed", self.connector_id)
         owned = True
         try:
+            verify = {"verify": True} if self._verifying(hook) else {}
             ref = hook.trigger_sync(
                 self.connector_id,
                 resync=resync,  # type: ignore[arg-type]  # a schema map only reaches hooks that take one (above)
                 force=force,
                 **self.sync_options,
+                **verify,
             )
             self.log.info("started run %s of connector %s", ref.run_id, self.connector_id)
         except ApiConflict as exc:
@@ -328,6 +335,13 @@ class SyncConnectorOperator(BaseOperator):
         if store is not None and owned:  # only a run this task started is re-attached to (and cancelled) later
             store.set(self.state_key, ref.to_dict())
         return ref, owned
+
+    def _verifying(self, hook: ConnectorHook) -> bool:
+        if not as_bool(self.verify, field="verify"):
+            return False
+        if not hook.can_verify:
+            raise ValueError(f"verify: only CDC core connections can verify a replica ({self.conn_id} is not one)")
+        return True
 
     def _stored_ref(self, context: Any) -> SyncRef | None:
         store = context.get("task_state_store")
@@ -380,6 +394,8 @@ class SyncConnectorOperator(BaseOperator):
     def _finish(self, context: Any, status: SyncStatus) -> dict[str, Any]:
         self._owned = None
         error = status.failure()
+        if not error and self._verifying(hook := get_hook(self.conn_id)):
+            error = hook.verification_error(status.ref)
         if error:
             raise AirflowException(error)
         if status.state is SyncState.SUCCESS and not status.tables:

@@ -27,6 +27,10 @@ def test_bench_measures_every_scenario_and_writes_the_report(tmp_path: Path) -> 
     assert snapshot["ours_s"] > 0 and snapshot["ours_rss_mb"] > 0
     assert update["native_s"] > 0 and update["ours_s"] > 0 and update["ours_rows"] == 2000
     assert stream["native"]["lag_s"] >= 0 and stream["ours"]["lag_s"] >= 0 and stream["ours_rss_mb"] > 0
+    verify = results["verify"]
+    assert verify["ours_error"] is None and verify["ours_s"] > 0 and verify["whole_table_s"] > 0
+    assert verify["corruption_caught"] is True
     report = (tmp_path / "RESULTS.md").read_text()
+    assert "| verification of a 2,000-row replica" in report
     assert "| snapshot of 2,000 rows |" in report and "Reproduce: `python -m bench --rows 2000" in report
     assert "## Missing figures" not in report

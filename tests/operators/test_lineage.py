@@ -17,13 +17,28 @@ CONNECTOR = {
 }
 
 
-def test_cdc_core_run_reads_source_tables_and_writes_sink_tables() -> None:
-    inputs, outputs = cdc_datasets(CONNECTOR, ["shop.orders", "public.users"])
-    assert inputs == [("postgres://shop-db:5432", "shop.shop.orders"), ("postgres://shop-db:5432", "shop.public.users")]
+# What a run reports: the sink names the service decided (clashing names apart, a hash where one was taken).
+SINK_TABLES = {
+    "shop.orders": {"target_schema": "replica", "table": "orders"},
+    "q1.w": {"target_schema": "replica", "table": "q1_w_3c5ba1d2"},
+    "q3.q1_w": {"target_schema": "replica", "table": "q1_w"},
+}
+
+
+def test_cdc_core_run_reads_source_tables_and_writes_the_sink_tables_the_run_reports() -> None:
+    inputs, outputs = cdc_datasets(CONNECTOR, ["shop.orders", "q1.w", "q3.q1_w"], SINK_TABLES)
+    assert inputs == [
+        ("postgres://shop-db:5432", "shop.shop.orders"),
+        ("postgres://shop-db:5432", "shop.q1.w"),
+        ("postgres://shop-db:5432", "shop.q3.q1_w"),
+    ]
     assert outputs == [
         ("postgres://dwh:6543", "warehouse.replica.orders"),
-        ("postgres://dwh:6543", "warehouse.replica.users"),
+        ("postgres://dwh:6543", "warehouse.replica.q1_w_3c5ba1d2"),
+        ("postgres://dwh:6543", "warehouse.replica.q1_w"),
     ]
+    # A table the run does not map is not guessed at.
+    assert cdc_datasets(CONNECTOR, ["public.users"], SINK_TABLES)[1] == []
 
 
 def test_saas_sync_reports_the_tables_it_wrote() -> None:
@@ -63,6 +78,6 @@ def test_operator_lineage_needs_the_openlineage_provider() -> None:
     except ImportError:
         assert operator_lineage([("a", "b")], []) is None
         pytest.skip("apache-airflow-providers-openlineage is not installed: the facets are not built")
-    lineage = operator_lineage(*cdc_datasets(CONNECTOR, ["shop.orders"]))
+    lineage = operator_lineage(*cdc_datasets(CONNECTOR, ["shop.orders"], SINK_TABLES))
     assert [d.name for d in lineage.inputs] == ["shop.shop.orders"]
     assert [d.namespace for d in lineage.outputs] == ["postgres://dwh:6543"]

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate
+from airflow_connectors.cdc.api import routes_connectors, routes_runs, routes_validate, routes_verify
 from airflow_connectors.cdc.api.auth import require_token
 from airflow_connectors.cdc.api.body import BodyLimitMiddleware, add_body_schemas
 from airflow_connectors.cdc.api.console.routes import install_console
@@ -145,7 +145,7 @@ def create_app(settings: ServiceSettings, *, workers: WorkerOptions | None = Non
     app.state.allow_ssl_files = settings.allow_ssl_files
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
-    for router in (routes_connectors.router, routes_runs.router, routes_validate.router):
+    for router in (routes_connectors.router, routes_runs.router, routes_validate.router, routes_verify.router):
         app.include_router(router, dependencies=[Depends(require_token), Depends(printable_path_ids)])
     install_console(app, settings)
     install_metrics(app, settings)

@@ -23,12 +23,15 @@ from pydantic import (
     Field,
     SecretStr,
     SerializationInfo,
+    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from airflow_connectors.cdc.io_deadline import KEEPALIVES
+from airflow_connectors.cdc.sink_naming import SinkNameClash, SourceTable, catalog_loc, check_explicit
 
 # What responses show instead of a secret. Sending it back in a PATCH or a replace keeps the stored secret.
 MASK = "********"
@@ -172,6 +175,12 @@ class CatalogTable(_Model):
 
     include_columns: list[PgIdentifier] | None = None
     exclude_columns: list[PgIdentifier] | None = None
+    sink_table: PgIdentifier | None = Field(
+        None,
+        description="Name of its table in the sink's target_schema. Default: the table's name, or "
+        "<schema>_<table> when tables of one name come from several schemas (a short hash when that is taken or "
+        "over 63 bytes). Decided at the first run and kept; two tables may never share one.",
+    )
 
     @model_validator(mode="after")
     def _one_list(self) -> CatalogTable:
@@ -200,6 +209,28 @@ class Catalog(_Model):
     """
 
     schemas: dict[PgIdentifier, CatalogSchema] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sink_names_unique(self) -> Catalog:
+        """Two listed tables that would share a sink table are refused here, naming the ``sink_table`` field."""
+        listed = [(schema, table) for schema, entry in self.schemas.items() for table in entry.tables]
+        try:
+            check_explicit(listed, self.sink_tables(), {})
+        except SinkNameClash as exc:
+            error = PydanticCustomError("sink_name_clash", "{message}", {"message": str(exc)})
+            raise ValidationError.from_exception_data(
+                "Catalog", [InitErrorDetails(type=error, loc=catalog_loc(exc.table), input=None)]
+            ) from None
+        return self
+
+    def sink_tables(self) -> dict[SourceTable, str]:
+        """The explicit ``sink_table`` names, by (schema, table)."""
+        return {
+            (schema, table): entry.sink_table
+            for schema, tables in self.schemas.items()
+            for table, entry in tables.tables.items()
+            if entry.sink_table is not None
+        }
 
     def selects(self, schema: str, table: str) -> bool:
         if not self.schemas:

@@ -6,6 +6,7 @@ of the snapshot a resynced table was copied at (the stream skips that table's ol
 the WAL cannot carry was seen (the next run copies the table again, whatever happened to this one); ``orphaned``:
 the source table is no longer replicated and its sink table was kept (``migration_strategy.dropped_tables``).
 ``table_shapes``: see ``shapes``.
+``sink_names``: per connector and target schema, the sink table each source table was given (``sink_names.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
 from airflow_connectors.cdc.engine.sink_schema import serialized_ddl
 
 _SCHEMA = sql.Identifier(STATE_SCHEMA)
+# Serialises the DDL below between connectors starting their first run into one sink at the same moment
+# (CREATE ... IF NOT EXISTS alone races: both see "missing", one fails on the catalog's unique index).
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,14 @@ def _create_state_tables(conn: psycopg.Connection[Any]) -> None:
         ).format(_SCHEMA)
     )
     conn.execute(shapes.CREATE)
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {}.sink_names (connector_id text, sink_schema text, source_schema text,"
+            " source_table text, sink_table text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),"
+            " PRIMARY KEY (connector_id, sink_schema, source_schema, source_table),"
+            " UNIQUE (connector_id, sink_schema, sink_table))"
+        ).format(_SCHEMA)
+    )
 
 
 def read_checkpoint(conn: psycopg.Connection[Any], connector_id: str) -> str | None:

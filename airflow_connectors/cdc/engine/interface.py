@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from airflow_connectors.cdc.verification import Verification
+
 
 class RunMode(enum.StrEnum):
     CATCH_UP = "catch_up"  # apply up to the fence written at run start, then finish
@@ -29,6 +31,7 @@ class RunRequest:
     mode: RunMode = RunMode.CATCH_UP
     # False: no resync; True: re-snapshot every table; a tuple of "schema.table": re-snapshot those only.
     resync: bool | tuple[str, ...] = False
+    verify: bool = False  # catch up to a consistent point, then compare every table's source and sink there
 
 
 @dataclass
@@ -48,12 +51,22 @@ class TableCounters:
         self.deletes += other.deletes
 
 
+@dataclass(frozen=True)
+class SinkTable:
+    """Where a source table is replicated to (its name decided once, see ``cdc/sink_naming.py``)."""
+
+    target_schema: str
+    table: str
+
+
 @dataclass
 class RunResult:
     tables: dict[str, TableCounters] = field(default_factory=dict)  # key: "schema.table" of the source
+    sink_tables: dict[str, SinkTable] = field(default_factory=dict)  # same keys: the table each was written to
     start_lsn: str | None = None
     fence_lsn: str | None = None
     applied_lsn: str | None = None
+    verification: Verification | None = None
 
 
 class RunReporter(Protocol):
@@ -85,6 +98,14 @@ class TransientEngineError(EngineError):
 
 class SlotLostError(EngineError):
     """The replication slot was dropped or invalidated (``wal_status = 'lost'``): only a resync recovers."""
+
+
+class VerificationFailed(EngineError):
+    """The run caught up, but its verification found tables that differ; ``result`` carries the report."""
+
+    def __init__(self, message: str, result: RunResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class RunCancelled(Exception):

@@ -11,6 +11,9 @@ with its checkpoint; a table whose source changed in a way the WAL cannot carry 
 through the same per-table resync, at run start, mid-stream, or at the fence, where the sink is also brought to the
 source's current catalog (nothing older is left to replay there). Sink tables whose source table is no longer
 replicated are kept (flagged), dropped or refused, as ``migration_strategy.dropped_tables`` says.
+
+``verify=True``: a catch-up run that takes a consistent point before its fence, stops the stream exactly there and
+compares every table (``verify.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.connectors.models import Buffer, Connector
-from airflow_connectors.cdc.engine import checkpoint, shapes, sink_schema
+from airflow_connectors.cdc.engine import checkpoint, shapes, sink_names, sink_schema
 from airflow_connectors.cdc.engine.ddl_detect import TableFacts
 from airflow_connectors.cdc.engine.drift import Drift
 from airflow_connectors.cdc.engine.interface import (
@@ -34,9 +37,11 @@ from airflow_connectors.cdc.engine.interface import (
     RunReporter,
     RunRequest,
     RunResult,
+    SinkTable,
     StopCheck,
     TableCounters,
     TransientEngineError,
+    VerificationFailed,
 )
 from airflow_connectors.cdc.engine.naming import FENCE_PREFIX, publication_name, slot_name
 from airflow_connectors.cdc.engine.plan import TablePlan
@@ -52,6 +57,8 @@ from airflow_connectors.cdc.engine.slot import (
 from airflow_connectors.cdc.engine.snapshot import copy_tables
 from airflow_connectors.cdc.engine.source_catalog import build_plans, secondary_indexes
 from airflow_connectors.cdc.engine.stream import StreamOptions, StreamResult, stream_changes
+from airflow_connectors.cdc.engine.verify import ConsistentPoint, failure_message, open_consistent_point, verify_tables
+from airflow_connectors.cdc.verification import Verification
 
 
 class _Run:
@@ -64,6 +71,8 @@ class _Run:
         self.slot = slot_name(connector.id)
         self.publication = publication_name(connector.id)
         self.counters: dict[str, TableCounters] = {}
+        self.point: ConsistentPoint | None = None  # verify: where the stream stops and the tables are compared
+        self.reached_point = False
 
     def _session(self, conninfo: str, timeout: int) -> psycopg.Connection[Any]:
         conn = psycopg.connect(conninfo, autocommit=True)
@@ -71,6 +80,25 @@ class _Run:
         return conn
 
     def execute(self) -> RunResult:
+        if self.request.verify and self.request.mode is not RunMode.CATCH_UP:
+            raise EngineError("verify: only a catch_up run can verify (a continuous run never holds still)")
+        try:
+            result = self.replicate()
+            if self.point is not None:
+                if not self.reached_point:
+                    raise EngineError(
+                        "verify: the run stopped at limits.max_rows_per_run before the point it verifies at (what it "
+                        "applied is kept): run again to catch up, then verify"
+                    )
+                result.verification = self.verify(self.point, set(result.sink_tables))
+        finally:
+            if self.point is not None:
+                self.point.close()
+        if result.verification is not None and result.verification.status != "equal":
+            raise VerificationFailed(failure_message(result.verification, self.connector.id), result)
+        return result
+
+    def replicate(self) -> RunResult:
         with self._sessions() as (source, sink):
             checkpoint.ensure_state_schema(sink)
             plans = self.plans(source, sink)
@@ -89,6 +117,8 @@ class _Run:
                     self.resync_tables(source, sink, [plans[name] for name in sorted(wanted)])
             fence_lsn, fence_catalog = None, None
             if self.request.mode is RunMode.CATCH_UP:
+                if self.request.verify:  # before the fence: the stream stops at this snapshot's point
+                    self.point = open_consistent_point(self.source_ci, self.slot)
                 before = self.catalog(source, sink)
                 row = source.execute(
                     "SELECT pg_logical_emit_message(false, %s, %s)::text", (FENCE_PREFIX, self.request.run_id)
@@ -112,9 +142,16 @@ class _Run:
                 self.resync_tables(source, sink, [current[name] for name in result.resync if name in current])
                 copied_after_fence |= set(result.resync)
                 recorded = shapes.load(sink, self.connector.id)
+        self.reached_point = result.reached_fence
         if result.reached_fence and fence_catalog is not None:
             self.align_at_fence(result, fence_catalog, skip=copied_after_fence)
-        return RunResult(tables=self.counters, start_lsn=start, fence_lsn=fence_lsn, applied_lsn=position)
+        return RunResult(
+            tables=self.counters,
+            sink_tables={name: SinkTable(plan.sink_schema, plan.sink_table) for name, plan in plans.items()},
+            start_lsn=start,
+            fence_lsn=fence_lsn,
+            applied_lsn=position,
+        )
 
     @contextmanager
     def _sessions(self) -> Iterator[tuple[psycopg.Connection[Any], psycopg.Connection[Any]]]:
@@ -128,11 +165,17 @@ class _Run:
         return Drift(self.connector.id, self.sink_cfg.migration_strategy, source, sink)
 
     def plans(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> dict[str, TablePlan]:
-        """The tables to replicate, as the source's catalog says now."""
-        target = self.sink_cfg.target_schema
+        """The tables to replicate, as the source's catalog says now, under the sink names recorded for them."""
+        target, catalog = self.sink_cfg.target_schema, self.source_cfg.catalog
         same_database = one_database(source, sink)
-        skip = target if same_database and target not in self.source_cfg.catalog.schemas else None
-        plans = build_plans(source, self.source_cfg, target, skip_schema=skip)
+        skip = target if same_database and target not in catalog.schemas else None
+        plans = build_plans(
+            source,
+            self.source_cfg,
+            target,
+            lambda tables: sink_names.resolve(sink, self.connector.id, target, tables, catalog),
+            skip_schema=skip,
+        )
         if same_database:
             refuse_replicating_onto_itself(plans)
         return plans
@@ -234,11 +277,34 @@ class _Run:
                 should_stop=self.should_stop,
                 catalog=self.source_cfg.catalog,
                 binary_allowed=binary_allowed,
+                stop_before=self.point.lsn if self.point is not None else None,
             )
         )
         for name, counters in result.tables.items():
             self.counters.setdefault(name, TableCounters()).add(counters)
         return result
+
+    def verify(self, point: ConsistentPoint, tables: set[str]) -> Verification:
+        """Compare ``tables`` at ``point``, with their columns as the source catalog has them in its snapshot."""
+        self.reporter.log(f"verifying {len(tables)} tables at {point.lsn}")
+        with psycopg.connect(self.source_ci) as source, psycopg.connect(self.sink_ci, autocommit=True) as sink:
+            source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            source.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(point.snapshot)))
+            plans = [plan for name, plan in self.plans(source, sink).items() if name in tables]
+        verification = verify_tables(
+            source_conninfo=self.source_ci,
+            sink_conninfo=self.sink_ci,
+            point=point,
+            plans=plans,
+            workers=min(self.source_cfg.connection.pool_size, self.sink_cfg.connection.pool_size),
+            should_stop=self.should_stop,
+        )
+        differing = verification.differing()
+        self.reporter.log(
+            f"verified {len(plans)} tables in {verification.seconds:.1f}s: "
+            + (f"{len(differing)} differ ({', '.join(differing[:5])})" if differing else "all equal")
+        )
+        return verification
 
     def _table_states(self) -> dict[str, checkpoint.TableState]:
         with self._session(self.sink_ci, self.sink_cfg.connection.operation_lock_timeout_seconds) as sink:

@@ -8,7 +8,7 @@ updates and deletes replicated, which is a clear error naming the remedy.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -17,6 +17,9 @@ from airflow_connectors.cdc.connectors.models import PostgresSource
 from airflow_connectors.cdc.engine.interface import EngineError
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA
 from airflow_connectors.cdc.engine.plan import ColumnPlan, GeneratedColumn, TablePlan
+from airflow_connectors.cdc.sink_naming import SourceTable
+
+NameTables = Callable[[Sequence[SourceTable]], Mapping[SourceTable, str]]
 
 FIRST_USER_OID = 16384  # oids below are built into every PostgreSQL server
 
@@ -107,10 +110,16 @@ def current_key(conn: psycopg.Connection[Any], schema: str, table: str) -> tuple
 
 
 def build_plans(
-    conn: psycopg.Connection[Any], source: PostgresSource, target_schema: str, *, skip_schema: str | None = None
+    conn: psycopg.Connection[Any],
+    source: PostgresSource,
+    target_schema: str,
+    name_tables: NameTables,
+    *,
+    skip_schema: str | None = None,
 ) -> dict[str, TablePlan]:
-    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source. ``skip_schema``: a schema
-    whose tables are never sources (the sink's own, when source and sink are one database)."""
+    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source. ``name_tables`` gives their
+    sink tables (``sink_names.resolve``). ``skip_schema``: a schema whose tables are never sources (the sink's own,
+    when source and sink are one database)."""
     candidates = []
     seen: set[tuple[str, str]] = set()
     for oid, schema, table, relkind, ident, is_partition, root_schema, root_table in conn.execute(
@@ -142,7 +151,7 @@ def build_plans(
             else " (check catalog.schemas and the tables' names)"
         )
         raise EngineError(f"the catalog selects no table on the source{hint}")
-    clashes = Counter(table for _, _, table, _, _ in candidates)
+    sink_tables = name_tables([(schema, table) for _, schema, table, _, _ in candidates])
     generated_in_wal = conn.info.server_version >= GENERATED_IN_WAL_VERSION
     plans: dict[str, TablePlan] = {}
     for oid, schema, table, relkind, ident in candidates:
@@ -177,8 +186,7 @@ def build_plans(
             source_schema=schema,
             source_table=table,
             sink_schema=target_schema,
-            # Two selected tables of one name in different schemas would meet in target_schema: keep them apart.
-            sink_table=table if clashes[table] == 1 else f"{schema}_{table}"[:63],
+            sink_table=sink_tables[(schema, table)],
             columns=tuple(columns),
             key=key,
             replica_identity=ident,

@@ -93,6 +93,9 @@ class StreamOptions:
     catalog: Catalog = field(default_factory=Catalog)
     facts: dict[str, TableFacts] = field(default_factory=dict)  # recorded with the shapes
     binary_allowed: bool = True  # False when the source's current tables need text (e.g. a key dropped)
+    # Verification: end, without applying it, at the first transaction that committed at or after this LSN (the
+    # consistent point of the snapshot the sink is then compared with); the checkpoint stays before it.
+    stop_before: str | None = None
 
 
 class _Stream:
@@ -100,6 +103,7 @@ class _Stream:
         self.plans = dict(options.plans)
         self.connector_id, self.fence_run_id, self.slot = options.connector_id, options.fence_run_id, options.slot_name
         self.skip_until = {table: lsn_to_int(lsn) for table, lsn in options.skip_until.items()}
+        self.stop_before = lsn_to_int(options.stop_before) if options.stop_before is not None else None
         self.buffer, self.migration, self.catalog = options.buffer, options.migration, options.catalog
         self.max_rows, self.reporter, self.should_stop = options.max_rows, options.reporter, options.should_stop
         source_conninfo, start_lsn, plans = options.source_conninfo, options.start_lsn, options.plans
@@ -189,6 +193,10 @@ class _Stream:
             message = decode(data)
             if isinstance(message, Begin):
                 tx_lsn = message.final_lsn
+                if self.stop_before is not None and tx_lsn >= self.stop_before:
+                    if self.pending_end is not None:
+                        self.commit(self.pending_end)
+                    return self.result(True)
                 skip_tx = tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
             elif isinstance(message, (Insert, Update, Delete, Truncate)):
                 if not skip_tx:
@@ -206,6 +214,10 @@ class _Stream:
             elif isinstance(message, StreamAbort):
                 self.streamed.abort(message.xid, message.subxid)
             elif isinstance(message, StreamCommit):
+                if self.stop_before is not None and message.commit_lsn >= self.stop_before:
+                    if self.pending_end is not None:  # commits arrive in commit order: nothing older is left
+                        self.commit(self.pending_end)
+                    return self.result(True)
                 if message.commit_lsn < self.checkpoint:  # already in the sink (re-sent after a restart)
                     self.streamed.discard(message.xid)
                     continue

@@ -23,6 +23,7 @@ from airflow_connectors.cdc.engine.interface import (
     RunResult,
     StopCheck,
     TransientEngineError,
+    VerificationFailed,
 )
 from airflow_connectors.cdc.runs import store as run_store
 from airflow_connectors.cdc.runs.heartbeat import Heartbeat, RunControl, ShutdownFlag
@@ -84,7 +85,8 @@ def execute_claimed(ctx: RunContext) -> Outcome:
                 return _stopped(ctx)
             delay = min(delay * 2, ctx.options.max_backoff_seconds)
         except EngineError as exc:
-            return Outcome(RunState.FAILED, error=scrub(str(exc), secrets))
+            kept = exc.result if isinstance(exc, VerificationFailed) else None  # the report stays on the run
+            return Outcome(RunState.FAILED, error=scrub(str(exc), secrets), result=kept)
         except Exception as exc:  # a bug in the engine must still end the run with a message, not hang it
             logger.error("run %s: engine crashed: %s", ctx.run.run_id, type(exc).__name__)
             return Outcome(RunState.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}", secrets))
@@ -146,6 +148,10 @@ def _result_columns(result: RunResult) -> dict[str, Any]:
         tables = {name: asdict(counters) for name, counters in result.tables.items()}
         columns["tables"] = tables
         columns["rows_total"] = sum(counters["rows"] for counters in tables.values())
+    if result.sink_tables:
+        columns["sink_tables"] = {name: asdict(table) for name, table in result.sink_tables.items()}
+    if result.verification is not None:
+        columns["verification"] = result.verification.model_dump(mode="json")
     return columns
 
 

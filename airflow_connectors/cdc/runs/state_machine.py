@@ -44,9 +44,20 @@ ALLOWED: Mapping[RunState, frozenset[RunState]] = {
 
 # Columns a transition may set together with the state (progress written at the same moment).
 _PROGRESS_COLUMNS = frozenset(
-    {"start_lsn", "fence_lsn", "applied_lsn", "tables", "rows_total", "lag_bytes", "wal_status", "error"}
+    {
+        "start_lsn",
+        "fence_lsn",
+        "applied_lsn",
+        "tables",
+        "rows_total",
+        "lag_bytes",
+        "wal_status",
+        "error",
+        "verification",
+        "sink_tables",
+    }
 )
-_JSON_COLUMNS = frozenset({"tables"})
+_JSON_COLUMNS = frozenset({"tables", "verification", "sink_tables"})
 
 
 class RunNotFound(LookupError):

@@ -33,9 +33,9 @@ def insert_run(conn: psycopg.Connection[Any], connector_id: str, body: RunCreate
         try:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
                 row = cur.execute(
-                    "INSERT INTO runs (run_id, connector_id, mode, resync, trigger) VALUES (%s, %s, %s, %s, %s)"
-                    " RETURNING *",
-                    (str(uuid.uuid4()), connector_id, body.mode.value, json.dumps(body.resync), trigger),
+                    "INSERT INTO runs (run_id, connector_id, mode, resync, verify, trigger)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+                    (str(uuid.uuid4()), connector_id, body.mode.value, json.dumps(body.resync), body.verify, trigger),
                 ).fetchone()
                 cur.execute("SELECT pg_notify(%s, %s)", (RUNS_CHANNEL, connector_id))
             assert row is not None

@@ -104,7 +104,9 @@ def test_merge_patch(api: CdcService, http: requests.Session) -> None:
     assert patched["schedule"] == {"interval_seconds": None, "cron": "*/15 * * * *", "timezone": "Europe/Paris"}
     assert patched["sink"]["postgres"]["target_schema"] == "replica"
     assert patched["source"]["postgres"]["catalog"] == {
-        "schemas": {"public": {"tables": {"orders": {"include_columns": None, "exclude_columns": None}}}}
+        "schemas": {
+            "public": {"tables": {"orders": {"include_columns": None, "exclude_columns": None, "sink_table": None}}}
+        }
     }
     assert patched["source"]["postgres"]["connection"] == connector["source"]["postgres"]["connection"]
 

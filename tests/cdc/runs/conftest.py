@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import airflow_connectors.cdc as cdc_package
+from airflow_connectors.cdc.connectors.store import migrate
 from airflow_connectors.cdc.runs.pool import WorkerOptions, WorkerPool, start_workers
 from airflow_connectors.cdc.settings import ServiceSettings
 from tests.cdc.runs.client import RunsClient
@@ -18,11 +18,10 @@ from tests.fixtures.cdc_service import CdcService
 
 @pytest.fixture
 def state_dsn(make_database: Callable[[str], str]) -> str:
-    """A fresh state database with the runs table."""
+    """A fresh state database with the store's migrations applied."""
     dsn = make_database("state")
-    migration = Path(cdc_package.__file__).parent / "store_migrations" / "002_runs.sql"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(migration.read_text())
+        migrate(conn)
     return dsn
 
 
