@@ -50,7 +50,12 @@ async def state_connection(request: Request) -> AsyncIterator[psycopg.Connection
 
 
 async def get_conn(request: Request) -> AsyncIterator[psycopg.Connection[Any]]:
-    await request.body()  # the whole body first: a slow upload must not hold a state-store connection
+    # The whole body first: a slow upload must not hold a state-store connection. A form (the console's) has
+    # already been read whole by FastAPI's form parsing, which leaves no stream behind to read again.
+    try:
+        await request.body()
+    except RuntimeError:  # "Stream consumed": read by the form parser
+        pass
     async with state_connection(request) as conn:
         yield conn
 

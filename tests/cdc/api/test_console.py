@@ -89,9 +89,9 @@ def test_sign_in_needs_its_form_token_and_next_stays_on_this_site(service: CdcSe
         f"{service.url}/console/sign-in", data={"token": service.token}, allow_redirects=False, timeout=30
     )
     assert bare.status_code == 403 and "cdc_console_session" not in bare.headers.get("set-cookie", "")
-    client = ConsoleClient(service, requests.Session())
     for evil in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
-        response = client.sign_in(service.token, next_path=evil)
+        # A fresh browser each time: a signed-in one is sent on from the sign-in page without a form.
+        response = ConsoleClient(service, requests.Session()).sign_in(service.token, next_path=evil)
         assert response.status_code == 303 and response.headers["location"] == "/console/"
 
 
