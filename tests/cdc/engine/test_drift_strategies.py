@@ -147,3 +147,14 @@ def test_a_generated_column_the_sink_cannot_compute_is_refused_clearly(pair: Pai
     refused = r"public\.g: the sink cannot compute generated column\(s\) 'g'.*exclude_columns"
     with pytest.raises(EngineError, match=refused):
         pair.run()
+
+
+@pytest.mark.slow
+def test_a_sink_table_dropped_by_someone_is_copied_again(pair: Pair) -> None:
+    pair.on_source(*START)
+    pair.run()
+    with psycopg.connect(pair.sink, autocommit=True) as sink:
+        sink.execute("DROP TABLE replica.t")
+    pair.on_source(*DML)
+    pair.run()
+    assert_equal(pair)
