@@ -3,12 +3,13 @@
 Some DDL makes the sink's rows wrong without one row change in the WAL: a column added with a default (its value
 is read from ``pg_attribute.attmissingval``) or as a generated or identity column, a table rewrite (``ALTER TYPE
 ... USING``, a volatile default), a column renamed, or dropped and added again under its name, a column newly
-selected by the catalog, an enum label renamed, partitions attached or detached, a table dropped and created again.
-They are found by comparing the source catalog with the facts recorded with the sink's shape (column ``attnum``\\s,
-the relfilenodes of the table or its leaf partitions, enum label oids): the table is then copied again, or the run
-refused where ``migration_strategy`` says ``fail``. Everything else (a nullable column added without a default, a
-dropped column, a key or replica identity change, a type change that did not rewrite the table) reaches the sink in
-source-commit order: with the Relation message of the table's next change, or at the fence when none follows.
+selected by the catalog, an enum label renamed or a composite type changed, partitions attached or detached, a
+table dropped and created again. They are found by comparing the source catalog with the facts recorded with the
+sink's shape (column ``attnum``\s, the relfilenodes of the table or its leaf partitions, enum labels, composite
+type attributes): the table is then copied again, or the run refused where ``migration_strategy`` says ``fail``.
+Everything else (a nullable column added without a default, a dropped column, a key or replica identity change, a
+type change that did not rewrite the table) reaches the sink in source-commit order: with the Relation message of
+the table's next change, or at the fence when none follows.
 
 A rewrite is recognised by its new relfilenode, which ``TRUNCATE``, ``VACUUM FULL`` and ``CLUSTER`` give too: such
 a table is re-copied although nothing was lost (the price of never missing an ``ALTER TYPE ... USING``).
@@ -32,7 +33,9 @@ class ColumnFacts:
     missing: bool  # atthasmissing: existing rows read a value the WAL never carried
     generated: bool
     identity: bool
-    labels: tuple[str, ...] = ()  # "oid:label" of the column's enum type (or of its array's / domain's)
+    # "oid:label" of the column's enum type and "attribute:name:type" of its composite type (or of its array's /
+    # domain's): a label renamed or an attribute changed alters every value's text without a row change
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,11 @@ SELECT c.oid::bigint,
              ORDER BY 1),
        ARRAY(SELECT json_build_array(a.attname, a.attnum, a.atthasmissing, a.attgenerated <> '', a.attidentity <> '',
                     ARRAY(SELECT e.oid::text || ':' || e.enumlabel FROM pg_enum e
-                          WHERE e.enumtypid IN (t.oid, t.typelem, t.typbasetype) ORDER BY e.enumsortorder))::text
+                          WHERE e.enumtypid IN (t.oid, t.typelem, t.typbasetype) ORDER BY e.enumsortorder)
+                    || ARRAY(SELECT 'attribute:' || ca.attname || ':' || format_type(ca.atttypid, ca.atttypmod)
+                             FROM pg_type ct JOIN pg_attribute ca ON ca.attrelid = ct.typrelid
+                             WHERE ct.oid IN (t.oid, t.typelem, t.typbasetype) AND ct.typtype = 'c'
+                               AND ca.attnum > 0 AND NOT ca.attisdropped ORDER BY ca.attnum))::text
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -159,8 +166,11 @@ def compare(
                         "migration_strategy.retyped_columns is 'fail'; set it to 'apply' (the table is copied again "
                         "when the change rewrote it), or alter the sink column yourself and resync the table"
                     )
-            if not set(old_facts.columns[name].labels) <= set(facts.labels):
-                verdict.resync.append(f"a label of column {name!r}'s enum type was renamed")
+            old_labels, new_labels = set(old_facts.columns[name].labels), set(facts.labels)
+            if not old_labels <= new_labels:  # an enum may gain labels: the existing values stay the same
+                verdict.resync.append(f"a label of column {name!r}'s type was renamed or an attribute changed")
+            elif {x for x in new_labels - old_labels if x.startswith("attribute:")}:
+                verdict.resync.append(f"an attribute was added to column {name!r}'s composite type")
     if strategy.dropped_columns == "fail":
         gone = sorted(name for name in old_types if name not in new_types)
         renamed = {old_names.get(new_facts.columns[n].attnum) for n in new_types if n in new_facts.columns}

@@ -105,14 +105,14 @@ class _Run:
             ensure_publication(source, self.publication, plans, self.source_cfg.partitions_as_root)
             drift = self._drift(source, sink)
             self.orphans(source, sink, plans, shapes.load(sink, self.connector.id))
-            for plan in plans.values():
-                sink_schema.create_table(sink, plan)
+            # A sink table that is gone (dropped by someone) is created and copied again, never left empty.
+            missing = {name for name, plan in plans.items() if sink_schema.create_table(sink, plan)}
             start = checkpoint.read_checkpoint(sink, self.connector.id)
             if start is None or self.request.resync is True:
                 start = self.initial_snapshot(source, sink, plans)
             else:
                 check_slot(slot_info(source, self.slot), self.slot)
-                wanted = self.tables_to_copy(drift, plans)
+                wanted = self.tables_to_copy(drift, plans) | missing
                 if wanted:
                     self.resync_tables(source, sink, [plans[name] for name in sorted(wanted)])
             fence_lsn, fence_catalog = None, None

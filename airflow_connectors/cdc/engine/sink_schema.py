@@ -35,11 +35,16 @@ def serialized_ddl(conn: psycopg.Connection[Any]) -> Iterator[None]:
         yield
 
 
-def create_table(conn: psycopg.Connection[Any], plan: TablePlan) -> None:
-    """Create the sink table if it does not exist (an existing one is kept: runs resume, drift is handled later)."""
+def create_table(conn: psycopg.Connection[Any], plan: TablePlan) -> bool:
+    """Create the sink table if it does not exist (an existing one is kept: runs resume, drift is handled later);
+    whether it was created."""
     with serialized_ddl(conn):
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(plan.sink_schema)))
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table_ident(plan).as_string(conn),)).fetchone()
+        if exists == (True,):
+            return False
         _create_table(conn, plan)
+        return True
 
 
 def _create_table(conn: psycopg.Connection[Any], plan: TablePlan) -> None:

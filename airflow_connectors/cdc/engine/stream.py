@@ -125,7 +125,7 @@ class _Stream:
         self.pending: dict[int, Relation] = {}
         self.names: dict[int, str] = {}  # relation id -> table
         self.facts = dict(options.facts)
-        self.drift = Drift(options.connector_id, options.migration, self.source, self.sink)
+        self.drift = Drift(options.connector_id, self.migration, self.source, self.sink)
         self.resync: list[str] = []
         self.totals: dict[str, TableCounters] = {name: TableCounters() for name in plans}
         self.pending_end: int | None = None  # end LSN of the last whole source transaction not yet committed

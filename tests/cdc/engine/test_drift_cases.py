@@ -140,6 +140,25 @@ CASES: dict[str, Case] = {
         ],  # fmt: skip
         ["ALTER TYPE public.mood RENAME VALUE 'ok' TO 'fine'"],
     ),
+    "enum_add_value": Case(
+        [
+            "CREATE TYPE public.size AS ENUM ('s', 'm')",
+            *table("enum_add_value", "id int PRIMARY KEY, m public.size, w int", "i, 's', i"),
+        ],
+        ["ALTER TYPE public.size ADD VALUE 'xl' BEFORE 's'"],
+        [*dml("enum_add_value", 2), "UPDATE public.enum_add_value SET m = 'xl' WHERE id % 4 = 0"],
+    ),
+    "composite_add_attribute": Case(
+        [
+            "CREATE TYPE public.pair AS (a int, b text)",
+            *table("composite_add_attribute", "id int PRIMARY KEY, c public.pair, w int", "i, ROW(i, 'b')::pair, i"),
+        ],
+        ["ALTER TYPE public.pair ADD ATTRIBUTE z int"],
+    ),  # fmt: skip
+    "add_identity_column": simple(
+        "add_identity_column",
+        "ALTER TABLE {t} ADD COLUMN n int GENERATED ALWAYS AS IDENTITY",
+    ),
     "attach_filled_partition": Case(
         [
             "CREATE TABLE public.attach_filled_partition (id int, w int, PRIMARY KEY (id, w)) PARTITION BY RANGE (w)",
@@ -306,8 +325,12 @@ def test_stale_sink_tables_are_dropped_with_dropped_tables_apply(observed: Obser
 @pytest.mark.slow
 def test_what_the_wal_cannot_carry_is_copied_again_and_the_rest_is_not(observed: Observed) -> None:
     copied = {line.split(":")[0] for line in observed.reporters[0].logs if "copying the table again" in line}
-    for name in ("add_not_null_default", "add_uuid_default", "rename_column", "alter_type_using", "enum_rename_value"):
+    for name in (
+        *("add_not_null_default", "add_uuid_default", "add_identity_column", "rename_column", "alter_type_using"),
+        *("enum_rename_value", "composite_add_attribute", "drop_add_same_type", "attach_filled_partition"),
+    ):
         assert f"public.{name}" in copied, observed.reporters[0].logs
-    for name in ("add_plain_column", "drop_primary_key", "identity_on_another_index", "widen_varchar"):
+    carried = ("add_plain_column", "drop_primary_key", "identity_on_another_index", "widen_varchar", "enum_add_value")
+    for name in carried:
         assert f"public.{name}" not in copied, observed.reporters[0].logs
     assert not any("copying the table again" in line for line in observed.reporters[1].logs), observed.reporters[1].logs
