@@ -119,3 +119,15 @@ def versioned_pg_server(request: pytest.FixtureRequest) -> PgServer:
     """The session's server (embedded 18, or ``CDC_TEST_PG_DSN``), then the system's 15: suites whose outcome
     depends on the server's version (Relation messages, MERGE, generated columns in the WAL) run on both."""
     return request.getfixturevalue("pg_server" if request.param == "pg18" else "pg15_server")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def versioned_pair(versioned_pg_server: PgServer) -> Iterator[Pair]:
+    """:func:`pair` on each server of :func:`versioned_pg_server` (databases made and dropped here)."""
+    server = versioned_pg_server
+    names = [f"t_pair_{role}_{uuid.uuid4().hex[:8]}" for role in ("src", "snk")]
+    created = make_pair(server, *(server.create_database(name) for name in names))
+    yield created
+    drop_source_objects(created.connector)
+    for name in names:
+        server.drop_database(name)

@@ -22,6 +22,12 @@ START = [
 DML = ["UPDATE public.t SET w = w + 1 WHERE id % 3 = 0", "DELETE FROM public.t WHERE id % 7 = 0"]
 
 
+@pytest.fixture
+def pair(versioned_pair: Pair) -> Pair:
+    """Every test here on PostgreSQL 18 and 15."""
+    return versioned_pair
+
+
 def assert_equal(pair: Pair, source: str = "public.t", sink: str = "replica.t") -> None:
     columns = source_columns(pair.source, source)
     assert checksum(pair.sink, sink, columns) == checksum(pair.source, source, columns)
