@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel, SecretStr
 
-from airflow_connectors.cdc import run_store
+from airflow_connectors.cdc import io_deadline, run_store
 from airflow_connectors.cdc.engine.interface import (
     EngineError,
     RunCancelled,
@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 ExecuteRun = Callable[[Any, RunRequest, RunReporter, StopCheck], RunResult]
 DEFAULT_ENGINE = "airflow_connectors.cdc.engine:execute_run"
+# After a stop (cancel, deadline, lost lease, shutdown) the engine gets this long to notice between batches; then its
+# connections are broken under it, so a stop takes effect within ~10 s whatever the source or sink does.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,8 @@ class RunControl:
 
 
 class Heartbeat(threading.Thread):
-    """Renews the lease, writes throttled progress and picks up cancel requests about once a second."""
+    """Renews the lease, writes throttled progress and picks up cancel requests about once a second; enforces stops
+    on an engine stuck on a peer that stopped answering (see :data:`STOP_GRACE_SECONDS`)."""
 
     def __init__(
         self, dsn: str, run_id: str, worker_id: str, lease: float, reporter: StoreReporter, control: RunControl
@@ -150,10 +154,39 @@ class Heartbeat(threading.Thread):
         self.reporter, self.control = reporter, control
         self.done = threading.Event()
         self.last_renewed = time.monotonic()
+        # Sockets of this worker before the run (state store, listener, this heartbeat): everything opened later
+        # belongs to the engine. A worker process executes one run at a time.
+        self.own_sockets = io_deadline.socket_fds()
+        self.stop_seen: float | None = None
+        self.broke_engine_connections = False
 
     def run(self) -> None:
         while not self.done.wait(min(1.0, self.lease / 5)):
             self.beat()
+            self.enforce_stop()
+
+    def enforce_stop(self) -> None:
+        reason = self.control.reason()
+        if reason is None or self.broke_engine_connections:
+            return
+        now = time.monotonic()
+        if self.stop_seen is None:
+            self.stop_seen = now
+        if now - self.stop_seen < STOP_GRACE_SECONDS:
+            return
+        self.broke_engine_connections = True
+        with self.lock:
+            keep = self.own_sockets | {io_deadline.connection_fd(self.conn)}
+        engine_sockets = io_deadline.socket_fds() - keep
+        logger.warning(
+            "run %s: the engine did not stop within %.0f s (%s); breaking its %d connection(s)",
+            self.run_id,
+            STOP_GRACE_SECONDS,
+            reason,
+            len(engine_sockets),
+        )
+        for fd in engine_sockets:
+            io_deadline.shutdown_fd(fd)
 
     def beat(self) -> None:
         try:
@@ -254,8 +287,12 @@ def execute_claimed(ctx: RunContext) -> Outcome:
                 return _stopped(ctx)
             delay = min(delay * 2, ctx.options.max_backoff_seconds)
         except EngineError as exc:
+            if ctx.control.should_stop():  # the error is the stop itself (its connections were broken)
+                return _stopped(ctx)
             return Outcome(RunState.FAILED, error=scrub(str(exc), secrets))
         except Exception as exc:  # a bug in the engine must still end the run with a message, not hang it
+            if ctx.control.should_stop():
+                return _stopped(ctx)
             logger.error("run %s: engine crashed: %s", ctx.run.run_id, type(exc).__name__)
             return Outcome(RunState.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}", secrets))
         else:
