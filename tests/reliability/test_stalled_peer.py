@@ -100,3 +100,44 @@ def test_a_stalled_source_is_cancelled_in_time_and_delays_no_other_run(
     assert other["state"] == "succeeded", other
     assert "exited with" not in service.log()
     service.stop()
+
+
+@pytest.mark.parametrize("peer", ["stall"], indirect=True)
+def test_a_run_retrying_a_stalled_source_lets_other_runs_through(
+    peer: HostilePeer,
+    start_cdc_service: Callable[..., CdcService],
+    pg_server: PgServer,
+    make_database: Callable[[str], str],
+) -> None:
+    """One run worker; connector A's source black-holes connections, so A retries (10 s connect timeout, backoff)
+    within its 600 s retry window. B's run, queued meanwhile, must not wait for that window: A's worker serves
+    B between two attempts of A."""
+    service = start_cdc_service(workers=1, env={"CDC_LEASE_SECONDS": "5"})
+    http, api = service.session(), service.api
+    source_dsn, sink_dsn = make_database("src"), make_database("snk")
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+    sink = pg_server.connector_connection(psycopg.conninfo.conninfo_to_dict(sink_dsn)["dbname"])
+    healthy_source = pg_server.connector_connection(psycopg.conninfo.conninfo_to_dict(source_dsn)["dbname"])
+    stuck = _connector(http, api, {**healthy_source, "port": peer.port, "database": "stalled"}, sink)
+    healthy = _connector(http, api, healthy_source, sink)
+    stuck_run = http.post(f"{api}/connectors/{stuck}/runs", json={}, timeout=30).json()["run_id"]
+    deadline = time.monotonic() + 30
+    while peer.accepted == 0:
+        assert time.monotonic() < deadline, "the run never connected to the source"
+        time.sleep(0.05)
+    queued = time.monotonic()
+    other_run = http.post(f"{api}/connectors/{healthy}/runs", json={}, timeout=30).json()["run_id"]
+    other = _wait(http, api, healthy, other_run, timeout=60)
+    waited = time.monotonic() - queued
+    print(f"the other connector's run ended {waited:.1f} s after it was queued behind the retrying run")
+    assert other["state"] == "succeeded", other
+    assert waited < 30, waited
+    assert _run(http, api, stuck, stuck_run)["state"] not in TERMINAL  # A still retries, within its window
+    deadline = time.monotonic() + 20
+    while peer.accepted < 2:  # ...and tries again once B is done
+        assert time.monotonic() < deadline, "the retrying run was not tried again"
+        time.sleep(0.1)
+    http.post(f"{api}/connectors/{stuck}/runs/{stuck_run}/cancel", timeout=30)
+    assert _wait(http, api, stuck, stuck_run, timeout=30)["state"] == "cancelled"
+    service.stop()
