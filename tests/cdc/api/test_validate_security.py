@@ -157,6 +157,7 @@ def test_a_stalling_peer_cannot_starve_the_api(
         responses = [future.result() for future in futures]
     elapsed = time.monotonic() - started
     codes = sorted(response.status_code for response in responses)
+    print(f"{mode}: 12 validations against a stalling peer answered in {elapsed:.1f} s: {codes}")
     assert set(codes) <= {200, 429} and codes.count(200) >= CAP, codes
     for response in responses:
         if response.status_code == 429:
