@@ -8,6 +8,7 @@ call blocked on it with an error (from any thread, whatever the call is).
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -26,15 +27,18 @@ KEEPALIVES: dict[str, Any] = {
 }
 
 
-def shutdown(conn: psycopg.Connection[Any]) -> None:
-    """Break the connection's socket under whoever is using it (the next or current read fails at once)."""
+def connection_fd(conn: psycopg.Connection[Any]) -> int | None:
     try:
-        fd = conn.pgconn.socket
+        return conn.pgconn.socket
     except psycopg.Error:  # already closed
-        return
+        return None
+
+
+def shutdown_fd(fd: int) -> None:
+    """Break the socket behind ``fd`` under whoever is using it (the current or next read fails at once)."""
     try:
-        sock = socket.socket(fileno=socket.dup(fd))
-    except OSError:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:  # closed meanwhile, or not a socket
         return
     try:
         sock.shutdown(socket.SHUT_RDWR)
@@ -42,6 +46,28 @@ def shutdown(conn: psycopg.Connection[Any]) -> None:
         pass
     finally:
         sock.close()  # closes our duplicate only; the shutdown applies to the shared socket
+
+
+def shutdown(conn: psycopg.Connection[Any]) -> None:
+    fd = connection_fd(conn)
+    if fd is not None:
+        shutdown_fd(fd)
+
+
+def socket_fds() -> set[int]:
+    """The sockets this process has open (Linux ``/proc``; empty where it is unavailable)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return set()
+    found = set()
+    for name in names:
+        try:
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                found.add(int(name))
+        except OSError:  # closed while listing
+            continue
+    return found
 
 
 class Expired:

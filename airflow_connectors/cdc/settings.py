@@ -39,9 +39,14 @@ class ServiceSettings(BaseSettings):
         30.0, gt=0, description="A request waits this long for a state-store connection, then gets 503 Retry-After."
     )
     validation_deadline_seconds: float = Field(
-        15.0, gt=0, le=300, description="Connect plus checks of one validation, whatever the checked server does."
+        15.0,
+        gt=0,
+        le=300,
+        description="Connect plus checks of one validation (or a delete's slot drop), whatever the server does.",
     )
-    max_concurrent_validations: int = Field(4, ge=1, description="More validations at once get 429 Retry-After.")
+    max_concurrent_validations: int = Field(
+        4, ge=1, description="Validations and deletes connecting out at once; more get 429 Retry-After."
+    )
     allow_ssl_files: bool = Field(
         False, description="Let validation read ssl_cert / ssl_key / ssl_root_cert files on the service host."
     )

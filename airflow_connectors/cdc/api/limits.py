@@ -3,9 +3,10 @@
 - State-store connections: a request waits for one *asynchronously* (holding no thread) after its body is read, up
   to ``pool_wait_seconds``, then gets 503 with ``Retry-After``. Admitted requests never outnumber the pool, so a
   handler thread never blocks on the pool.
-- Validations (outbound connections to user-named hosts, up to their deadline) run without a state-store
-  connection; beyond ``max_concurrent_validations`` at once, 429 with ``Retry-After``.
-- Handler threads: as many as admitted requests plus validations can use at once, plus a few for the rest.
+- Outbound calls (validations, a delete dropping the source's slot: connections to user-named hosts, up to their
+  deadline) run without a state-store connection; beyond ``max_concurrent_validations`` at once, 429 with
+  ``Retry-After``.
+- Handler threads: as many as admitted requests plus outbound calls can use at once, plus a few for the rest.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ class Limits:
             self._connection_slots.release()
 
     @asynccontextmanager
-    async def validation_slot(self) -> AsyncIterator[None]:
+    async def outbound_slot(self) -> AsyncIterator[None]:
         if self._validations_running >= self.validations:  # the event loop is single-threaded: no race here
             raise ApiProblem(
                 429,
-                "too_many_validations",
-                f"{self.validations} validations are running; retry when one has finished",
+                "too_many_outbound_connections",
+                f"{self.validations} calls are connecting to sources or sinks (validations, deletes); retry when one"
+                " has finished",
                 headers={"Retry-After": "5"},
             )
         self._validations_running += 1

@@ -6,12 +6,22 @@ import enum
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from airflow_connectors.cdc.api.body import MERGE_PATCH, documented_body, json_body, merge_patch_body
-from airflow_connectors.cdc.api.deps import Conn, Store, connector_blocked, connector_response, require_connector
+from airflow_connectors.cdc.api.deps import (
+    Conn,
+    Store,
+    connector_blocked,
+    connector_response,
+    get_store,
+    require_connector,
+    state_connection,
+)
 from airflow_connectors.cdc.api.errors import ApiProblem, validation_problem
+from airflow_connectors.cdc.api.limits import Limits
 from airflow_connectors.cdc.connectors import slot_health
 from airflow_connectors.cdc.connectors.models import Connector, ConnectorPage, ConnectorResponse
 from airflow_connectors.cdc.connectors.patch import PatchError, apply_patch, check_patch, restore_masked_secrets
@@ -150,35 +160,47 @@ def list_connectors(
 
 
 @router.delete("/{connector_id}", status_code=204, response_class=Response)
-def delete_connector(
+async def delete_connector(
     connector_id: str,
-    conn: Conn,
-    store: Store,
+    request: Request,
     keep_replication_objects: Annotated[
         bool, Query(description="Keep the source's replication slot and publication (e.g. to hand them over)")
     ] = False,
 ) -> Response:
     """Delete the connector and its run history; its active run is cancelled, and unless asked otherwise the
-    replication slot and publication it created on the source are dropped (so the source does not keep WAL)."""
-    record = require_connector(store, conn, connector_id)
-    run_store.cancel_active_runs(conn, connector_id)
+    replication slot and publication it created on the source are dropped (so the source does not keep WAL).
+    No state-store connection is held while talking to the source, and that talk ends within the deadline."""
+    store = get_store(request)
+    async with state_connection(request) as conn:
+        record = await run_in_threadpool(require_connector, store, conn, connector_id)
+        await run_in_threadpool(run_store.cancel_active_runs, conn, connector_id)
     if not keep_replication_objects:
-        from airflow_connectors.cdc.engine import drop_source_objects  # heavy: imported on use
-
+        limits: Limits = request.app.state.limits
+        async with limits.outbound_slot():
+            await run_in_threadpool(_drop_source_objects, record, request.app.state.validation_limits.deadline_seconds)
+    async with state_connection(request) as conn:
         try:
-            drop_source_objects(record.connector)
-        except EngineError as exc:
-            raise ApiProblem(409, "cleanup_failed", f"{exc}; retry, or pass keep_replication_objects=true") from None
-        except Exception as exc:  # source unreachable: say so without echoing connection details
-            raise ApiProblem(
-                409,
-                "cleanup_failed",
-                f"could not drop the source slot and publication ({type(exc).__name__}); retry when the source is "
-                "reachable, or pass keep_replication_objects=true",
-            ) from None
-    store.delete(conn, connector_id)
+            await run_in_threadpool(store.delete, conn, connector_id)
+        except ConnectorNotFound as exc:  # deleted meanwhile by another request
+            raise ApiProblem(404, "not_found", str(exc), field="connector_id") from None
     slot_health.forget(connector_id)
     return Response(status_code=204)
+
+
+def _drop_source_objects(record: ConnectorRecord, timeout: float) -> None:
+    from airflow_connectors.cdc.engine import drop_source_objects  # heavy: imported on use
+
+    try:
+        drop_source_objects(record.connector, timeout=timeout)
+    except EngineError as exc:
+        raise ApiProblem(409, "cleanup_failed", f"{exc}; retry, or pass keep_replication_objects=true") from None
+    except Exception as exc:  # source unreachable or stalled: say so without echoing connection details
+        raise ApiProblem(
+            409,
+            "cleanup_failed",
+            f"could not drop the source slot and publication ({type(exc).__name__}); retry when the source is "
+            "reachable, or pass keep_replication_objects=true",
+        ) from None
 
 
 class Command(enum.StrEnum):

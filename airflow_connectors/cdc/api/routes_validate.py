@@ -82,7 +82,7 @@ async def _validate(
             field=f"{side}.postgres.connection.{ssl_file}",
         )
     limits: Limits = request.app.state.limits
-    async with limits.validation_slot():
+    async with limits.outbound_slot():
         return await run_in_threadpool(check, target, request.app.state.validation_limits)
 
 

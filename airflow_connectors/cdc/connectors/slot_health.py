@@ -26,7 +26,7 @@ def _fetch(connector: Any) -> dict[str, Any] | None:
     try:
         from airflow_connectors.cdc.engine import source_health  # the engine is heavy; the API imports it lazily
 
-        health = source_health(connector)
+        health = source_health(connector, timeout=10.0)
     except Exception as exc:  # an unreachable source is a status to show, not an API error
         logger.info("connector %s: slot health unavailable: %s", connector.id, type(exc).__name__)
         return None

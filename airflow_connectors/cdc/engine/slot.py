@@ -7,12 +7,17 @@ with nothing lost and nothing repeated. The snapshot lives as long as that conne
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import pq, sql
 
+from airflow_connectors.cdc import io_deadline
 from airflow_connectors.cdc.connectors.models import Connector
 from airflow_connectors.cdc.engine.interface import EngineError, SlotLostError
 from airflow_connectors.cdc.engine.naming import publication_name, slot_name
@@ -127,17 +132,28 @@ def drop_slot(conn: psycopg.Connection[Any], name: str) -> None:
     raise EngineError(f"replication slot {name} stays in use; stop its other consumer")
 
 
-def drop_source_objects(connector: Connector) -> None:
+@contextmanager
+def _source_session(connector: Connector, timeout: float) -> Iterator[psycopg.Connection[Any]]:
+    """A short session for the API (not a run): the whole of it, handshake included, ends within ``timeout``."""
+    started = time.monotonic()
+    conninfo = connector.source.postgres.connection.conninfo(connect_timeout=max(2, math.ceil(timeout)))
+    with (
+        psycopg.connect(conninfo, autocommit=True) as conn,
+        io_deadline.deadline(conn, timeout - (time.monotonic() - started)),
+    ):
+        yield conn
+
+
+def drop_source_objects(connector: Connector, *, timeout: float = 30.0) -> None:
     """Drop the connector's slot and publication on the source (idempotent): an abandoned slot holds WAL forever."""
-    connection = connector.source.postgres.connection
-    with psycopg.connect(connection.conninfo(), autocommit=True) as conn:
+    with _source_session(connector, timeout) as conn:
         drop_slot(conn, slot_name(connector.id))
         conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication_name(connector.id))))
 
 
-def source_health(connector: Connector) -> dict[str, Any]:
+def source_health(connector: Connector, *, timeout: float = 10.0) -> dict[str, Any]:
     """What the connector status shows about the slot: exists, lag and ``wal_status``."""
     name = slot_name(connector.id)
-    with psycopg.connect(connector.source.postgres.connection.conninfo(connect_timeout=5), autocommit=True) as conn:
+    with _source_session(connector, timeout) as conn:
         info = slot_info(conn, name)
     return {"exists": info.exists, "slot_name": name, "lag_bytes": info.lag_bytes, "wal_status": info.wal_status}

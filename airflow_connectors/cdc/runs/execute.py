@@ -39,6 +39,20 @@ logger = logging.getLogger(__name__)
 ExecuteRun = Callable[[Any, RunRequest, RunReporter, StopCheck], RunResult]
 
 
+@dataclass(frozen=True)
+class Retry:
+    """A run handed back to the queue between two attempts (other runs were waiting): when to try it again, and its
+    retry window so far (the window keeps running while others use the worker)."""
+
+    at: float  # time.monotonic()
+    window_started: float
+    delay: float
+
+
+def _nobody_waits() -> bool:
+    return False
+
+
 @dataclass
 class RunContext:
     """Everything one execution of one run needs; built by the worker loop after it claimed the run."""
@@ -50,6 +64,8 @@ class RunContext:
     control: RunControl
     reporter: StoreReporter
     retry_window: float
+    others_waiting: Callable[[], bool] = _nobody_waits
+    resumed: Retry | None = None
 
 
 @dataclass(frozen=True)
@@ -59,13 +75,14 @@ class Outcome:
     state: RunState | None
     error: str | None = None
     result: RunResult | None = None
+    retry: Retry | None = None  # QUEUED to wait for its next attempt off the worker
 
 
 def execute_claimed(ctx: RunContext) -> Outcome:
     """Run the engine, retrying transient errors within the retry window; say how the run ended."""
     secrets = secret_values(ctx.connector)
-    window_started: float | None = None
-    delay = 1.0
+    window_started: float | None = ctx.resumed.window_started if ctx.resumed else None
+    delay = ctx.resumed.delay if ctx.resumed else 1.0
     while True:
         updates_before = ctx.reporter.updates
         try:
@@ -81,13 +98,22 @@ def execute_claimed(ctx: RunContext) -> Outcome:
             if left <= 0:
                 return Outcome(RunState.FAILED, error=message)
             logger.warning("run %s: transient error, retrying in %.1fs: %s", ctx.run.run_id, delay, message)
-            if ctx.control.wait(min(delay, left)):
+            wait, next_delay = min(delay, left), min(delay * 2, ctx.options.max_backoff_seconds)
+            if ctx.control.should_stop():
                 return _stopped(ctx)
-            delay = min(delay * 2, ctx.options.max_backoff_seconds)
+            if ctx.others_waiting():  # waiting here would make them wait too: back to the queue until then
+                return Outcome(RunState.QUEUED, retry=Retry(time.monotonic() + wait, window_started, next_delay))
+            if ctx.control.wait(wait):
+                return _stopped(ctx)
+            delay = next_delay
         except EngineError as exc:
+            if ctx.control.should_stop():  # the error is the stop itself (its connections were broken)
+                return _stopped(ctx)
             kept = exc.result if isinstance(exc, VerificationFailed) else None  # the report stays on the run
             return Outcome(RunState.FAILED, error=scrub(str(exc), secrets), result=kept)
         except Exception as exc:  # a bug in the engine must still end the run with a message, not hang it
+            if ctx.control.should_stop():
+                return _stopped(ctx)
             logger.error("run %s: engine crashed: %s", ctx.run.run_id, type(exc).__name__)
             return Outcome(RunState.FAILED, error=scrub(f"internal error: {type(exc).__name__}: {exc}", secrets))
         else:
@@ -164,17 +190,23 @@ def run_one(
     worker_id: str,
     row: dict[str, Any],
     shutdown: ShutdownFlag,
-) -> None:
-    """Execute one claimed run to its end (or until this process is asked to stop)."""
+    deferred: dict[str, Retry] | None = None,
+) -> Outcome:
+    """Execute one claimed run to its end (or until this process is asked to stop, or it waits to be retried while
+    other runs wait: then it goes back to the queue and into ``deferred``)."""
     run = Run.from_row(row)
+    deferred = {} if deferred is None else deferred
+    resumed = deferred.pop(run.run_id, None)
     try:
         connector = load_connector(conn, secrets, run.connector_id)
     except SecretKeyError as exc:  # a wrong key fails the run with the remedy; it must not kill the worker
-        record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error=str(exc)))
-        return
+        outcome = Outcome(RunState.FAILED, error=str(exc))
+        record_outcome(conn, run.run_id, worker_id, outcome)
+        return outcome
     if connector is None:
-        record_outcome(conn, run.run_id, worker_id, Outcome(RunState.FAILED, error="the connector no longer exists"))
-        return
+        outcome = Outcome(RunState.FAILED, error="the connector no longer exists")
+        record_outcome(conn, run.run_id, worker_id, outcome)
+        return outcome
     limits = connector.limits
     limit = limits.max_run_duration_seconds if limits is not None else None
     started: datetime = row["started_at"]
@@ -191,10 +223,23 @@ def run_one(
     logger.info("run %s: started by %s (connector %s, %s)", run.run_id, worker_id, run.connector_id, run.mode.value)
     try:
         retry_window = connector.source.postgres.replication_type.logical_replication.retry_window_seconds
-        outcome = execute_claimed(RunContext(run, connector, options, execute, control, reporter, float(retry_window)))
+        context = RunContext(run, connector, options, execute, control, reporter, float(retry_window))
+        context.others_waiting = lambda: run_store.runs_waiting(conn, [run.run_id, *not_due(deferred)])
+        context.resumed = resumed
+        outcome = execute_claimed(context)
     finally:
         heartbeat.stop()
     record_outcome(conn, run.run_id, worker_id, outcome)
+    if outcome.retry is not None:
+        deferred[run.run_id] = outcome.retry
+        logger.info("run %s: back in the queue until its next attempt (other runs were waiting)", run.run_id)
+    return outcome
+
+
+def not_due(deferred: dict[str, Retry]) -> list[str]:
+    """Runs handed back to the queue whose next attempt is not due yet (not to be claimed again before)."""
+    now = time.monotonic()
+    return [run_id for run_id, retry in deferred.items() if retry.at > now]
 
 
 def load_connector(conn: psycopg.Connection[Any], secrets: SecretBox, connector_id: str) -> Connector | None:

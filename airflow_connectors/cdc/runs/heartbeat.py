@@ -10,11 +10,16 @@ import time
 
 import psycopg
 
+from airflow_connectors.cdc import io_deadline
 from airflow_connectors.cdc.runs import store as run_store
 from airflow_connectors.cdc.runs.reporter import StoreReporter
 from airflow_connectors.cdc.runs.state_machine import LeaseLost, RunNotFound, RunState, transition
 
 logger = logging.getLogger(__name__)
+
+# After a stop (cancel, deadline, lost lease, shutdown) the engine gets this long to notice between batches; then its
+# connections are broken under it, so a stop takes effect within ~10 s whatever the source or sink does.
+STOP_GRACE_SECONDS = 5.0
 
 
 class ShutdownFlag:
@@ -63,7 +68,8 @@ class RunControl:
 
 
 class Heartbeat(threading.Thread):
-    """Renews the lease, writes throttled progress and picks up cancel requests about once a second."""
+    """Renews the lease, writes throttled progress and picks up cancel requests about once a second; enforces stops
+    on an engine stuck on a peer that stopped answering (see :data:`STOP_GRACE_SECONDS`)."""
 
     def __init__(
         self, dsn: str, run_id: str, worker_id: str, lease: float, reporter: StoreReporter, control: RunControl
@@ -76,10 +82,39 @@ class Heartbeat(threading.Thread):
         self.reporter, self.control = reporter, control
         self.done = threading.Event()
         self.last_renewed = time.monotonic()
+        # Sockets of this worker before the run (state store, listener, this heartbeat): everything opened later
+        # belongs to the engine. A worker process executes one run at a time.
+        self.own_sockets = io_deadline.socket_fds()
+        self.stop_seen: float | None = None
+        self.broke_engine_connections = False
 
     def run(self) -> None:
         while not self.done.wait(min(1.0, self.lease / 5)):
             self.beat()
+            self.enforce_stop()
+
+    def enforce_stop(self) -> None:
+        reason = self.control.reason()
+        if reason is None or self.broke_engine_connections:
+            return
+        now = time.monotonic()
+        if self.stop_seen is None:
+            self.stop_seen = now
+        if now - self.stop_seen < STOP_GRACE_SECONDS:
+            return
+        self.broke_engine_connections = True
+        with self.lock:
+            keep = self.own_sockets | {io_deadline.connection_fd(self.conn)}
+        engine_sockets = io_deadline.socket_fds() - keep
+        logger.warning(
+            "run %s: the engine did not stop within %.0f s (%s); breaking its %d connection(s)",
+            self.run_id,
+            STOP_GRACE_SECONDS,
+            reason,
+            len(engine_sockets),
+        )
+        for fd in engine_sockets:
+            io_deadline.shutdown_fd(fd)
 
     def beat(self) -> None:
         try:

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from airflow_connectors.cdc.connectors.secrets import SecretBox
 from airflow_connectors.cdc.runs import store as run_store
-from airflow_connectors.cdc.runs.execute import ExecuteRun, run_one
+from airflow_connectors.cdc.runs.execute import ExecuteRun, Retry, not_due, run_one
 from airflow_connectors.cdc.runs.heartbeat import ShutdownFlag
 from airflow_connectors.cdc.runs.recovery import recover_expired_runs
 from airflow_connectors.cdc.settings import DEFAULT_ENGINE, ServiceSettings
@@ -70,14 +70,21 @@ def _claim_loop(
     secrets = SecretBox(settings.secret_key.get_secret_value())
     with psycopg.connect(dsn, autocommit=True) as conn, psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(run_store.RUNS_CHANNEL)))
+        deferred: dict[str, Retry] = {}  # runs this worker handed back to wait for their next attempt
         while not shutdown.is_set():
             recover_expired_runs(conn, options.max_recoveries)
-            row = run_store.claim_next(conn, worker_id, options.lease_seconds)
+            row = run_store.claim_next(conn, worker_id, options.lease_seconds, not_due(deferred))
             if row is None:
-                for _ in listener.notifies(timeout=options.poll_seconds, stop_after=1):
+                for run_id in [run_id for run_id, retry in deferred.items() if retry.at <= time.monotonic()]:
+                    del deferred[run_id]  # due yet not claimable: cancelled, or taken by another worker
+                next_due = min((retry.at for retry in deferred.values()), default=None)
+                timeout = options.poll_seconds
+                if next_due is not None:
+                    timeout = max(0.05, min(timeout, next_due - time.monotonic()))
+                for _ in listener.notifies(timeout=timeout, stop_after=1):
                     pass
                 continue
-            run_one(conn, dsn, secrets, options, execute, worker_id, row, shutdown)
+            run_one(conn, dsn, secrets, options, execute, worker_id, row, shutdown, deferred)
 
 
 class WorkerPool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -149,17 +150,29 @@ def cancel_active_runs(conn: psycopg.Connection[Any], connector_id: str) -> str 
     return run_id
 
 
-def claim_next(conn: psycopg.Connection[Any], worker_id: str, lease_seconds: float) -> dict[str, Any] | None:
-    """Lease the oldest queued, unleased run to ``worker_id``; SKIP LOCKED lets many workers claim at once."""
+def claim_next(
+    conn: psycopg.Connection[Any], worker_id: str, lease_seconds: float, skip: Sequence[str] = ()
+) -> dict[str, Any] | None:
+    """Lease the oldest queued, unleased run (not in ``skip``) to ``worker_id``; SKIP LOCKED lets many workers claim
+    at once."""
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             "UPDATE runs SET worker_id = %(w)s, lease_expires_at = now() + make_interval(secs => %(lease)s),"
             " started_at = coalesce(started_at, now())"
             " WHERE run_id = (SELECT run_id FROM runs WHERE state = 'queued' AND worker_id IS NULL"
-            "                 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
+            "                 AND run_id <> ALL(%(skip)s::text[]) ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)"
             " AND state = 'queued' AND worker_id IS NULL RETURNING *",
-            {"w": worker_id, "lease": lease_seconds},
+            {"w": worker_id, "lease": lease_seconds, "skip": list(skip)},
         ).fetchone()
+
+
+def runs_waiting(conn: psycopg.Connection[Any], skip: Sequence[str] = ()) -> bool:
+    """Whether a queued run (not in ``skip``) waits for a worker."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE state = 'queued' AND worker_id IS NULL AND run_id <> ALL(%s::text[]))",
+        (list(skip),),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def heartbeat(

@@ -157,10 +157,13 @@ def test_a_stalling_peer_cannot_starve_the_api(
         responses = [future.result() for future in futures]
     elapsed = time.monotonic() - started
     codes = sorted(response.status_code for response in responses)
+    print(f"{mode}: 12 validations against a stalling peer answered in {elapsed:.1f} s: {codes}")
     assert set(codes) <= {200, 429} and codes.count(200) >= CAP, codes
     for response in responses:
         if response.status_code == 429:
-            assert response.headers["Retry-After"] and response.json()["error"]["code"] == "too_many_validations"
+            assert (
+                response.headers["Retry-After"] and response.json()["error"]["code"] == "too_many_outbound_connections"
+            )
             continue
         report = response.json()
         assert report["ok"] is False
@@ -197,3 +200,39 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_deleting_connectors_of_a_stalling_source_cannot_starve_the_api(
+    bounded: CdcService, hostile_peer: Callable[[Mode], HostilePeer]
+) -> None:
+    """DELETE drops the source's slot: against a source that stalls after authentication, it holds no state-store
+    connection while trying, gives up at the deadline (409 naming the remedy), and the API keeps answering."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    peer = hostile_peer("stall_after_auth")
+    http = bounded.session()
+    ids = []
+    for _ in range(12):
+        body = seed_body(
+            source={"postgres": {"connection": _sink_at(peer.port)["postgres"]["connection"], "replication_type": {}}}
+        )
+        response = http.post(f"{bounded.api}/connectors", json=body, timeout=30)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["connector"]["id"])
+    started = time.monotonic()
+    with ThreadPoolExecutor(12) as pool:
+        futures = [pool.submit(http.delete, f"{bounded.api}/connectors/{cid}", timeout=60) for cid in ids]
+        wait_for(lambda: peer.accepted >= CAP, timeout=10)
+        for _ in range(5):
+            listed = http.get(f"{bounded.api}/connectors", timeout=5)
+            assert listed.status_code == 200, listed.text
+        responses = [future.result() for future in futures]
+    elapsed = time.monotonic() - started
+    codes = sorted(response.status_code for response in responses)
+    print(f"12 deletes of connectors whose source stalls answered in {elapsed:.1f} s: {codes}")
+    assert set(codes) <= {409, 429}, codes
+    for response in responses:
+        assert "keep_replication_objects" in response.json()["error"]["message"] or response.status_code == 429
+    assert elapsed < DEADLINE + 6, elapsed
+    kept = http.delete(f"{bounded.api}/connectors/{ids[0]}", params={"keep_replication_objects": "true"}, timeout=30)
+    assert kept.status_code == 204
