@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -22,6 +24,7 @@ from airflow_connectors.cdc.engine.interface import TableCounters
 from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.sink_schema import table_ident
+from airflow_connectors.cdc.engine.sink_writer import Job
 
 _SPECIAL = re.compile(rb"[\\\t\n\r]")
 _SPECIAL_NOT_TAB = re.compile(rb"[\\\n\r]")
@@ -35,6 +38,10 @@ def _copy_field(value: Value) -> bytes:
     if _SPECIAL.search(value):
         return b"".join(_ESCAPES.get(byte, bytes((byte,))) for byte in value)
     return value
+
+
+def _now(job: Job) -> None:
+    job()
 
 
 _INT16 = struct.Struct("!h")
@@ -86,23 +93,31 @@ class TableBatch:
 
 
 class Applier:
-    """Buffers changes per table and writes them into the sink's open transaction on :meth:`flush`."""
+    """Buffers changes per table and writes them into the sink's open transaction on :meth:`write_pending`.
 
-    def __init__(self, sink: psycopg.Connection[Any], *, binary: bool = False) -> None:
+    Every statement goes through ``submit``: by default it runs at once; the stream passes a
+    :class:`~airflow_connectors.cdc.engine.sink_writer.SinkWriter`'s, so batches are written by its thread, in order,
+    while the next ones are buffered. What is submitted is never touched here again.
+    """
+
+    def __init__(
+        self, sink: psycopg.Connection[Any], *, binary: bool = False, submit: Callable[[Job], None] | None = None
+    ) -> None:
         self.sink = sink
         self.binary = binary  # values are pgoutput binary (send format): staged with COPY BINARY, no casts
+        self.submit: Callable[[Job], None] = submit or _now
         self.batches: dict[str, TableBatch] = {}
         self.rows = 0  # buffered changes
         self.bytes = 0
         self._staged: set[str] = set()
-        self._written: dict[str, TableCounters] = {}  # counters of what was written since the last flush()
+        self._written: dict[str, TableCounters] = {}  # counters of what was written since the last written()
 
     # -- buffering -----------------------------------------------------------------------------------------------
     def _batch(self, plan: TablePlan) -> TableBatch:
         batch = self.batches.get(plan.name)
         if batch is None or batch.plan is not plan:
             if batch is not None:  # the plan changed (schema drift): apply what was buffered under the old one
-                self.flush_table(batch)
+                self.submit(partial(self.flush_table, batch))
             batch = self.batches[plan.name] = TableBatch(plan)
         return batch
 
@@ -165,19 +180,29 @@ class Applier:
             if batch is not None:
                 batch.changes.clear()
                 batch.ordered.clear()
-            self.sink.execute(sql.SQL("TRUNCATE {}").format(table_ident(plan)))
+            self.submit(partial(self.sink.execute, sql.SQL("TRUNCATE {}").format(table_ident(plan))))
 
     # -- writing -------------------------------------------------------------------------------------------------
     def write_pending(self) -> None:
         """Write every buffered change into the sink's open transaction (memory stays bounded in big transactions)."""
-        for batch in list(self.batches.values()):
-            self.flush_table(batch)
-        self.batches.clear()
+        batches = list(self.batches.values())
+        self.batches = {}
         self.rows = self.bytes = 0
+        if batches:
+            self.submit(partial(self._flush_tables, batches))
 
-    def flush(self) -> dict[str, TableCounters]:
-        """:meth:`write_pending`, then the counters of everything written since the previous call."""
-        self.write_pending()
+    def write_table(self, name: str) -> None:
+        """Write what is buffered for one table (before its shape changes)."""
+        batch = self.batches.pop(name, None)
+        if batch is not None:
+            self.submit(partial(self.flush_table, batch))
+
+    def _flush_tables(self, batches: list[TableBatch]) -> None:
+        for batch in batches:
+            self.flush_table(batch)
+
+    def written(self) -> dict[str, TableCounters]:
+        """The counters of everything written since the previous call (where the writes run)."""
         written, self._written = self._written, {}
         return written
 
