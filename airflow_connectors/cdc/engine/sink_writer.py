@@ -7,7 +7,7 @@ the changes before it. The queue's bound keeps memory bounded: when the sink fal
 
 Nothing else may use the sink connection meanwhile, except after :meth:`drain` (the writer is then idle until the
 next job). A job's exception stops the writer: every later job is dropped and the exception is raised again in the
-stream's thread by the next :meth:`submit`, :meth:`call`, :meth:`drain` or :meth:`check`.
+stream's thread by the next :meth:`submit`, :meth:`drain` or :meth:`check` (and by the :meth:`future` it failed).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,12 +52,20 @@ class SinkWriter:
         self.check()
         self._jobs.put(job)
 
-    def call(self, job: Callable[[], T]) -> T:
-        """Run ``job`` after the queued ones and return its result (for reads from the sink)."""
-        result: list[T] = []
-        self.submit(lambda: result.append(job()))
-        self.drain()
-        return result[0]
+    def future(self, job: Callable[[], T]) -> Future[T]:
+        """Queue ``job`` (a read from the sink) and return its future result: it waits only for the jobs before it,
+        so the caller can ask for the next read while it works on the previous one."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(job())
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+
+        self.submit(run)
+        return future
 
     def drain(self) -> None:
         """Wait until every job given so far is done; the caller may then use the sink connection itself."""

@@ -71,8 +71,14 @@ class StreamedTransactions:
     def commit(self, xid: int) -> Iterator[bytes]:
         """The committed transaction's messages in source order, in protocol 1 form; forgets it once read."""
         aborted = self.aborted.get(xid, set())
-        for chunk in range(self.chunks.get(xid, 0)):
-            for message in _unpack(self.writer.call(partial(self._read, xid, chunk))):
+        chunks = self.chunks.get(xid, 0)
+        following = self.writer.future(partial(self._read, xid, 0)) if chunks else None
+        for chunk in range(chunks):
+            assert following is not None
+            data = following.result()
+            # Read the next chunk while this one is applied: the writer is never left waiting for the stream.
+            following = self.writer.future(partial(self._read, xid, chunk + 1)) if chunk + 1 < chunks else None
+            for message in _unpack(data):
                 if not _dropped(message, aborted):
                     yield split_streamed(message)[1]
         for message in self.pending.get(xid, []):

@@ -16,7 +16,11 @@ def test_jobs_run_in_order_on_one_other_thread() -> None:
     try:
         for number in range(200):
             writer.submit(lambda number=number: seen.append((number, threading.get_ident())))
-        assert writer.call(lambda: len(seen)) == 200  # a read waits for every job before it
+
+        def count() -> int:
+            return len(seen)
+
+        assert writer.future(count).result(timeout=10) == 200  # a read waits for every job before it
         writer.drain()
     finally:
         writer.close()
@@ -42,6 +46,19 @@ def test_the_queue_is_bounded() -> None:
     release.set()
     thread.join(timeout=10)
     assert submitted == list(range(5))
+    writer.close()
+
+
+def test_a_failed_read_fails_its_future_and_the_writer() -> None:
+    writer = SinkWriter()
+
+    def read() -> int:
+        raise LookupError("no such chunk")
+
+    with pytest.raises(LookupError):
+        writer.future(read).result(timeout=10)
+    with pytest.raises(LookupError):
+        writer.submit(lambda: None)
     writer.close()
 
 
