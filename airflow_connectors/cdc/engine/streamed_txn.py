@@ -111,13 +111,14 @@ class StreamedTransactions:
     # -- in the writer's thread ----------------------------------------------------------------------------------
     def _insert(self, xid: int, chunk: int, data: bytes, *, create: bool) -> None:
         if create:
-            # STORAGE EXTERNAL: chunks are stored out of line uncompressed (compressing them would cost more).
+            # STORAGE EXTERNAL: chunks are stored out of line uncompressed (compressing them would cost more); set
+            # apart from CREATE TABLE, whose column STORAGE clause is PostgreSQL 16+.
             self.sink.execute(
                 sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (xid bigint, chunk int, data bytea STORAGE EXTERNAL,"
-                    " PRIMARY KEY (xid, chunk))"
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (xid bigint, chunk int, data bytea, PRIMARY KEY (xid, chunk))"
                 ).format(_STAGE)
             )
+            self.sink.execute(sql.SQL("ALTER TABLE {} ALTER data SET STORAGE EXTERNAL").format(_STAGE))
         self.sink.execute(
             sql.SQL("INSERT INTO {} (xid, chunk, data) VALUES (%s, %s, %b)").format(_STAGE), (xid, chunk, data)
         )
