@@ -99,7 +99,7 @@ class _ApiContinuous:
 
 
 class ThroughApi:
-    """``airflow-connectors-cdc serve`` (2 run workers): POST a run, poll it until it ends (every 20 ms)."""
+    """``airflow-connectors-cdc serve`` (2 run workers): POST a run, poll it until it ends (every 100 ms)."""
 
     how = "api"
 

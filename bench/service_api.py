@@ -1,9 +1,10 @@
 """Our engine as users run it: ``airflow-connectors-cdc serve`` with its run workers, driven over HTTP like a DAG.
 
 The service keeps its state store in its own database on the sink cluster. A connector is created with POST, a run
-is started with POST and polled (every 20 ms) until it is terminal; the time is from the POST to the first poll
-that sees the run finished. The peak RSS is summed over the service process and its run workers (sampled while a
-run is active), since that is what the service costs a machine.
+is started with POST and polled (every 100 ms: faster polling would itself load the service on a small machine)
+until it is terminal; the time is from the POST to the first poll that sees the run finished. The peak RSS is
+summed over the service process and its run workers (sampled while a run is active), since that is what the
+service costs a machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from airflow_connectors.cdc.secrets import SecretBox
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"succeeded", "failed", "cancelled"}
+POLL_SECONDS = 0.1
 
 
 def _rss_mb(pid: int) -> float:
@@ -146,7 +148,7 @@ class ServiceProcess:
                 return run
             if time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} still {run['state']} after {timeout:.0f} s")
-            time.sleep(0.02)
+            time.sleep(POLL_SECONDS)
 
     def timed_run(self, connector_id: str, mode: str = "catch_up", timeout: float = 1800) -> dict[str, Any]:
         """Start a run and wait for it: seconds from the POST to the first poll that sees it finished."""

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 Job = Callable[[], object]
-DEPTH = 2  # jobs waiting at most (each is at most one buffer's worth of changes)
+DEPTH = 1  # jobs waiting at most: with the one being written and the one being built, three buffers in memory
 
 
 class SinkWriter:
