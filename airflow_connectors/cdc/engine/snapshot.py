@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc.engine.copy_pipe import pipe
 from airflow_connectors.cdc.engine.interface import RunCancelled, RunReporter, TableCounters
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.sink_schema import table_ident
@@ -77,27 +78,29 @@ def copy_chunk(
     plan = chunk.plan
     fmt = sql.SQL("(FORMAT BINARY)" if plan.binary_safe else "(FORMAT TEXT)")
     columns = sql.SQL(", ").join(map(sql.Identifier, plan.column_names))
-    copied, last_report = 0, time.monotonic()
-    with psycopg.connect(source_conninfo) as src, psycopg.connect(sink_conninfo) as dst:
+    reported, last_report = 0, time.monotonic()
+
+    def check(copied: int) -> None:
+        nonlocal reported, last_report
+        if stop():
+            raise RunCancelled()
+        if time.monotonic() - last_report >= PROGRESS_EVERY:
+            progress(copied - reported, False)
+            reported, last_report = copied, time.monotonic()
+
+    # The sink's COPY is its own transaction (autocommit): it commits whole when it ends, or not at all.
+    with psycopg.connect(source_conninfo) as src, psycopg.connect(sink_conninfo, autocommit=True) as dst:
         src.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         src.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-        with src.cursor() as out_cur, dst.cursor() as in_cur:
-            with (
-                out_cur.copy(sql.SQL("COPY ({}) TO STDOUT {}").format(_select(chunk), fmt)) as out,
-                in_cur.copy(sql.SQL("COPY {} ({}) FROM STDIN {}").format(table_ident(plan), columns, fmt)) as into,
-            ):
-                for data in out:
-                    into.write(data)
-                    copied += len(data)
-                    if time.monotonic() - last_report >= PROGRESS_EVERY:
-                        progress(copied, False)
-                        copied, last_report = 0, time.monotonic()
-                    if stop():
-                        raise RunCancelled()
-            rows = in_cur.rowcount
-        dst.commit()
-    progress(copied, True)
-    return max(rows, 0)
+        rows, copied = pipe(
+            src,
+            sql.SQL("COPY ({}) TO STDOUT {}").format(_select(chunk), fmt),
+            dst,
+            sql.SQL("COPY {} ({}) FROM STDIN {}").format(table_ident(plan), columns, fmt),
+            check,
+        )
+    progress(copied - reported, True)
+    return rows
 
 
 def copy_tables(
@@ -130,10 +133,8 @@ def copy_tables(
                 if done:
                     return  # the table's summary line follows when its last chunk is in
                 seconds = max(time.monotonic() - started[name], 1e-6)
-                reporter.log(
-                    f"snapshot of {name}: {table.bytes / 2**20:,.0f} MiB copied"
-                    f" ({table.bytes / 2**20 / seconds:,.1f} MiB/s)"
-                )
+                mib = table.bytes / 2**20
+                reporter.log(f"snapshot of {name}: {mib:,.0f} MiB copied ({mib / seconds:,.1f} MiB/s)")
 
         rows = copy_chunk(source_conninfo, sink_conninfo, snapshot, chunk, should_stop, progress)
         with lock:

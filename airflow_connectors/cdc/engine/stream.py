@@ -15,6 +15,7 @@ import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 
@@ -54,11 +55,13 @@ from airflow_connectors.cdc.engine.pgoutput import (
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.replication import ReplicationStream
 from airflow_connectors.cdc.engine.shapes import Shape
+from airflow_connectors.cdc.engine.sink_writer import SinkWriter
 from airflow_connectors.cdc.engine.slot import check_slot, slot_info
 from airflow_connectors.cdc.engine.streamed_txn import StreamedTransactions
 
 HEALTH_EVERY = 5.0  # seconds between slot lag samples
 IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffered instead of waiting for more
+STOP_CHECK_SECONDS = 0.1
 _OUTSIDE_XID = frozenset(b"EO")  # inside a stream block, Stream Stop and Origin carry no xid; all else is staged
 SKIP_ALL = 2**64  # skip_until of a table to be copied again: none of its changes matter any more
 
@@ -113,9 +116,11 @@ class _Stream:
         # Binary where every table allows it: values then go from the WAL to the sink without a text round trip.
         # Keyless tables are matched value by value in SQL, which the text form keeps simple.
         self.binary = options.binary_allowed and all(plan.binary_safe and plan.key for plan in plans.values())
-        self.applier = Applier(self.sink, binary=self.binary)
-        self.streamed = StreamedTransactions(self.sink)
-        self.checkpoint = lsn_to_int(start_lsn)
+        self.writer = SinkWriter()  # the only user of the sink connection from here on
+        self.applier = Applier(self.sink, binary=self.binary, submit=self.writer.submit)
+        self.streamed = StreamedTransactions(self.sink, self.writer)
+        self.checkpoint = lsn_to_int(start_lsn)  # handed to the writer to commit
+        self.committed = self.checkpoint  # committed in the sink (set by the writer's thread)
         self.stream = ReplicationStream(
             source_conninfo, options.slot_name, options.publication, start_lsn, binary=self.binary
         )
@@ -131,26 +136,43 @@ class _Stream:
         self.pending_end: int | None = None  # end LSN of the last whole source transaction not yet committed
         self.last_commit = time.monotonic()
         self.last_health = 0.0
+        self.next_stop_check = 0.0
         self.applied_rows = 0
 
     def close(self) -> None:
+        self.writer.close()
         self.stream.close()
         self.sink.close()
         self.source.close()
 
     # -- committing ----------------------------------------------------------------------------------------------
     def commit(self, lsn: int) -> None:
-        """Apply what is buffered and commit it with the checkpoint ``lsn``; then let the slot advance."""
-        for name, counters in self.applier.flush().items():
+        """Hand what is buffered to the writer, to commit with the checkpoint ``lsn``; reading goes on meanwhile."""
+        self.applier.write_pending()
+        self.writer.submit(partial(self._commit_in_sink, lsn))
+        self.checkpoint = max(self.checkpoint, lsn)
+        self.pending_end = None
+        self.last_commit = time.monotonic()
+
+    def _commit_in_sink(self, lsn: int) -> None:
+        """In the writer's thread, after the batches before it: the checkpoint commits with them."""
+        for name, counters in self.applier.written().items():
             self.totals.setdefault(name, TableCounters()).add(counters)
             self.reporter.table_progress(name, self.totals[name])
         checkpoint.write_checkpoint(self.sink, self.connector_id, int_to_lsn(lsn))
         self.sink.commit()
-        self.checkpoint = max(self.checkpoint, lsn)
-        self.stream.confirm(self.checkpoint)
-        self.pending_end = None
-        self.last_commit = time.monotonic()
-        self.reporter.positions(applied_lsn=int_to_lsn(self.checkpoint))
+        self.committed = max(self.committed, lsn)
+        self.reporter.positions(applied_lsn=int_to_lsn(self.committed))
+
+    def confirm(self) -> None:
+        """Let the slot release what the sink has committed (only this thread speaks on the replication stream)."""
+        self.writer.check()
+        self.stream.confirm(self.committed)
+
+    def finish(self) -> None:
+        """Wait for the writer to commit everything handed to it."""
+        self.writer.drain()
+        self.confirm()
 
     def due(self) -> bool:
         return (
@@ -174,10 +196,14 @@ class _Stream:
         tx_lsn = 0
         block_xid: int | None = None  # inside a stream block of this transaction
         while True:
-            if self.should_stop():
-                if self.pending_end is not None:
-                    self.commit(self.pending_end)
-                raise RunCancelled()
+            self.confirm()
+            if time.monotonic() >= self.next_stop_check:  # not per message: a stop check may cost microseconds
+                self.next_stop_check = time.monotonic() + STOP_CHECK_SECONDS
+                if self.should_stop():
+                    if self.pending_end is not None:
+                        self.commit(self.pending_end)
+                    self.finish()
+                    raise RunCancelled()
             # With whole transactions waiting, a quiet moment is the time to commit them: lag stays low.
             idle_wait = IDLE_COMMIT_SECONDS if self.pending_end is not None else 1.0
             item = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, idle_wait))
@@ -232,6 +258,7 @@ class _Stream:
                 if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
                     if message.content.decode(errors="replace") == self.fence_run_id:
                         self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
+                        self.finish()
                         return self.result(True)
 
     def apply(self, message: Decoded, tx_lsn: int, size: int) -> None:
@@ -252,15 +279,17 @@ class _Stream:
         self.pending_end = end_lsn
         if self.resync or (self.max_rows is not None and self.applied_rows >= self.max_rows):
             self.commit(end_lsn)
+            self.finish()
             return True
         if self.due():
             self.commit(end_lsn)
         return False
 
     def result(self, reached_fence: bool) -> StreamResult:
+        self.finish()  # everything handed to the writer is committed before the result says where the sink is
         self.health(force=True)
         shapes = {name: Shape(plan, self.facts[name]) for name, plan in self.plans.items() if name in self.facts}
-        return StreamResult(int_to_lsn(self.checkpoint), self.totals, reached_fence, self.resync, shapes)
+        return StreamResult(int_to_lsn(self.committed), self.totals, reached_fence, self.resync, shapes)
 
     def relation(self, message: Relation) -> None:
         name = f"{message.namespace}.{message.name}"
@@ -281,8 +310,8 @@ class _Stream:
         else:
             if self.binary and not new_plan.key:
                 raise TransientEngineError(f"{name}: the table lost its key; streaming again in text format")
-            if self.applier.batches.get(name) is not None:  # changes of the old shape go first
-                self.applier.flush_table(self.applier.batches.pop(name))
+            self.applier.write_table(name)  # changes of the old shape go first
+            self.writer.drain()  # the writer is idle: drift may use the sink connection
             moved, verdict = self.drift.relation(Shape(plan, self.facts[name]), new_plan)
             if moved is None:
                 self.reporter.log(f"{verdict.reason()}; copying the table again")

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.engine.pgoutput import split_streamed, streamed_xid
+from airflow_connectors.cdc.engine.sink_writer import SinkWriter
 
 CHUNK_BYTES = 1 << 20  # messages kept in memory per open transaction before they are written to the sink
 _LENGTH = struct.Struct("!I")
@@ -31,10 +33,11 @@ _DESCRIPTIONS = frozenset(b"RY")
 
 
 class StreamedTransactions:
-    """The open streamed transactions of one stream, staged through the sink connection's open transaction."""
+    """The open streamed transactions of one stream, staged through the sink connection's open transaction by the
+    stream's :class:`SinkWriter` (in order with the batches around them)."""
 
-    def __init__(self, sink: psycopg.Connection[Any]) -> None:
-        self.sink = sink
+    def __init__(self, sink: psycopg.Connection[Any], writer: SinkWriter) -> None:
+        self.sink, self.writer = sink, writer  # the sink is used in the writer's thread only
         self.pending: dict[int, list[bytes]] = {}  # xid -> messages not written to the sink yet
         self.pending_bytes: dict[int, int] = {}
         self.chunks: dict[int, int] = {}  # xid -> chunks written to the sink
@@ -68,14 +71,14 @@ class StreamedTransactions:
     def commit(self, xid: int) -> Iterator[bytes]:
         """The committed transaction's messages in source order, in protocol 1 form; forgets it once read."""
         aborted = self.aborted.get(xid, set())
-        for chunk in range(self.chunks.get(xid, 0)):
-            row = (
-                self.sink.cursor(binary=True)
-                .execute(sql.SQL("SELECT data FROM {} WHERE xid = %s AND chunk = %s").format(_STAGE), (xid, chunk))
-                .fetchone()
-            )
-            assert row is not None, f"staged chunk {chunk} of transaction {xid} is missing"
-            for message in _unpack(row[0]):
+        chunks = self.chunks.get(xid, 0)
+        following = self.writer.future(partial(self._read, xid, 0)) if chunks else None
+        for chunk in range(chunks):
+            assert following is not None
+            data = following.result()
+            # Read the next chunk while this one is applied: the writer is never left waiting for the stream.
+            following = self.writer.future(partial(self._read, xid, chunk + 1)) if chunk + 1 < chunks else None
+            for message in _unpack(data):
                 if not _dropped(message, aborted):
                     yield split_streamed(message)[1]
         for message in self.pending.get(xid, []):
@@ -88,32 +91,43 @@ class StreamedTransactions:
         self.aborted.pop(xid, None)
         if self.chunks.pop(xid, None):
             if self.chunks:
-                self.sink.execute(sql.SQL("DELETE FROM {} WHERE xid = %s").format(_STAGE), (xid,))
+                statement = sql.SQL("DELETE FROM {} WHERE xid = %s").format(_STAGE)
+                self.writer.submit(partial(self.sink.execute, statement, (xid,)))
             else:  # nothing else staged: give the space back
-                self.sink.execute(sql.SQL("TRUNCATE {}").format(_STAGE))
+                self.writer.submit(partial(self.sink.execute, sql.SQL("TRUNCATE {}").format(_STAGE)))
 
     def _write(self, xid: int) -> None:
-        if not self._created:
-            # STORAGE EXTERNAL: chunks are stored out of line uncompressed (compressing them would cost more).
-            self.sink.execute(
-                sql.SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS {} (xid bigint, chunk int, data bytea STORAGE EXTERNAL,"
-                    " PRIMARY KEY (xid, chunk))"
-                ).format(_STAGE)
-            )
-            self._created = True
         parts: list[bytes] = []
         for message in self.pending[xid]:
             parts.append(_LENGTH.pack(len(message)))
             parts.append(message)
         chunk = self.chunks.get(xid, 0)
-        self.sink.execute(
-            sql.SQL("INSERT INTO {} (xid, chunk, data) VALUES (%s, %s, %b)").format(_STAGE),
-            (xid, chunk, b"".join(parts)),
-        )
+        self.writer.submit(partial(self._insert, xid, chunk, b"".join(parts), create=not self._created))
+        self._created = True
         self.chunks[xid] = chunk + 1
         self.pending[xid] = []
         self.pending_bytes[xid] = 0
+
+    # -- in the writer's thread ----------------------------------------------------------------------------------
+    def _insert(self, xid: int, chunk: int, data: bytes, *, create: bool) -> None:
+        if create:
+            # STORAGE EXTERNAL: chunks are stored out of line uncompressed (compressing them would cost more); set
+            # apart from CREATE TABLE, whose column STORAGE clause is PostgreSQL 16+.
+            self.sink.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (xid bigint, chunk int, data bytea, PRIMARY KEY (xid, chunk))"
+                ).format(_STAGE)
+            )
+            self.sink.execute(sql.SQL("ALTER TABLE {} ALTER data SET STORAGE EXTERNAL").format(_STAGE))
+        self.sink.execute(
+            sql.SQL("INSERT INTO {} (xid, chunk, data) VALUES (%s, %s, %b)").format(_STAGE), (xid, chunk, data)
+        )
+
+    def _read(self, xid: int, chunk: int) -> bytes:
+        statement = sql.SQL("SELECT data FROM {} WHERE xid = %s AND chunk = %s").format(_STAGE)
+        row = self.sink.cursor(binary=True).execute(statement, (xid, chunk)).fetchone()
+        assert row is not None, f"staged chunk {chunk} of transaction {xid} is missing"
+        return bytes(row[0])
 
 
 def _dropped(message: bytes, aborted: set[int]) -> bool:

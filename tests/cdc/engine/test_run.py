@@ -125,10 +125,11 @@ def test_replicating_a_database_onto_itself_is_refused(pair: Pair) -> None:
 def test_parallel_ctid_chunks_copy_the_same_rows_and_report_progress(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_connectors.cdc.engine import snapshot
+    from airflow_connectors.cdc.engine import copy_pipe, snapshot
 
     monkeypatch.setattr(snapshot, "PAGES_PER_CHUNK", 50)  # ~20 chunks for this table
     monkeypatch.setattr(snapshot, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(copy_pipe, "CHECK_BYTES", 10_000)  # progress is looked at every 10 kB
     pair.on_source(
         "CREATE TABLE public.wide (id int PRIMARY KEY, v text)",
         "INSERT INTO public.wide SELECT i, repeat(md5(i::text), 4) FROM generate_series(1, 20000) i",

@@ -1,0 +1,79 @@
+"""The one thread that writes to the sink while a stream runs, so the sink applies batch N while N+1 is decoded.
+
+The stream hands it jobs (write these batches, stage this chunk, commit with this checkpoint) through a bounded
+queue and goes back to reading and decoding; the jobs run one after the other on the sink connection, in the order
+they were given, so the sink sees exactly what a single thread would have done and a checkpoint still commits with
+the changes before it. The queue's bound keeps memory bounded: when the sink falls behind, the stream waits.
+
+Nothing else may use the sink connection meanwhile, except after :meth:`drain` (the writer is then idle until the
+next job). A job's exception stops the writer: every later job is dropped and the exception is raised again in the
+stream's thread by the next :meth:`submit`, :meth:`drain` or :meth:`check` (and by the :meth:`future` it failed).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+T = TypeVar("T")
+Job = Callable[[], object]
+DEPTH = 1  # jobs waiting at most: with the one being written and the one being built, three buffers in memory
+
+
+class SinkWriter:
+    def __init__(self, depth: int = DEPTH) -> None:
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="cdc-sink-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    job()
+            except BaseException as exc:  # handed to the stream's thread, which decides what it means
+                self.error = exc
+            finally:
+                self._jobs.task_done()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def submit(self, job: Job) -> None:
+        """Queue ``job`` after the ones before it (waits while the queue is full)."""
+        self.check()
+        self._jobs.put(job)
+
+    def future(self, job: Callable[[], T]) -> Future[T]:
+        """Queue ``job`` (a read from the sink) and return its future result: it waits only for the jobs before it,
+        so the caller can ask for the next read while it works on the previous one."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(job())
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+
+        self.submit(run)
+        return future
+
+    def drain(self) -> None:
+        """Wait until every job given so far is done; the caller may then use the sink connection itself."""
+        self._jobs.join()
+        self.check()
+
+    def close(self) -> None:
+        """Stop the thread once the queued jobs are done (or dropped, after an error)."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
