@@ -20,6 +20,7 @@ import psycopg
 
 from airflow_connectors.cdc.connectors.models import Buffer, Catalog, MigrationStrategy
 from airflow_connectors.cdc.engine import checkpoint
+from airflow_connectors.cdc.engine._accel import decode
 from airflow_connectors.cdc.engine.apply import Applier
 from airflow_connectors.cdc.engine.drift import reconcile
 from airflow_connectors.cdc.engine.interface import (
@@ -46,7 +47,6 @@ from airflow_connectors.cdc.engine.pgoutput import (
     StreamStop,
     Truncate,
     Update,
-    decode,
     int_to_lsn,
     lsn_to_int,
 )
