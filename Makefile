@@ -10,7 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# Also builds the optional compiled hot path (setup.py) in place: again when its Cython source changes.
+$(STAMP): pyproject.toml setup.py airflow_connectors/cdc/engine/_speedups.pyx | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -20,9 +21,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	DEMO_KEEP=$(KEEP) $(BIN)/python -m airflow_connectors.demo
 
-# CI runs this: lint and types first (cheap, and they fail for real), then the whole suite.
+# CI runs this: lint and types first (cheap, and they fail for real), then the whole suite, then the engine's
+# end-to-end tests again on the pure-Python hot path (the compiled one is optional: both must replicate alike; the
+# decoder and COPY-line unit tests run on both in the first pass already).
+PURE_PYTHON_TESTS := tests/cdc/engine/test_run.py tests/cdc/engine/test_hard_cases.py tests/cdc/engine/test_streaming.py
 test: lint typecheck
 	$(BIN)/python -m pytest
+	CDC_PURE_PYTHON=1 $(BIN)/python -m pytest -m 'not slow' $(PURE_PYTHON_TESTS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow'

@@ -74,6 +74,13 @@ class PgServer:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def pytest_report_header() -> str:
+    from airflow_connectors.cdc.engine import _accel
+
+    why = "CDC_PURE_PYTHON set" if _accel.FORCED_PURE else "built" if _accel.COMPILED else "not built"
+    return f"cdc engine hot path: {_accel.ACTIVE.name} ({why})"
+
+
 def _start_server(tmp_root: str) -> tuple[PgServer, EmbeddedPostgres | None]:
     dsn = os.environ.get("CDC_TEST_PG_DSN")
     if dsn:

@@ -18,14 +18,8 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.engine import apply_sql
-from airflow_connectors.cdc.engine.copy_format import (
-    COPY_BINARY_HEADER,
-    COPY_BINARY_TRAILER,
-    INT16,
-    binary_line,
-    copy_line,
-    staged_text_line,
-)
+from airflow_connectors.cdc.engine._accel import binary_line, copy_line, row_key, staged_text_line
+from airflow_connectors.cdc.engine.copy_format import COPY_BINARY_HEADER, COPY_BINARY_TRAILER, INT16
 from airflow_connectors.cdc.engine.interface import TableCounters
 from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
 from airflow_connectors.cdc.engine.plan import TablePlan
@@ -82,9 +76,7 @@ class Applier:
             batch = self.batches[plan.name] = TableBatch(plan)
         return batch
 
-    @staticmethod
-    def _key(plan: TablePlan, row: Row) -> tuple[Value, ...]:
-        return tuple(row[i] for i in plan.key_positions)
+    _key = staticmethod(row_key)
 
     def _account(self, batch: TableBatch, size: int) -> None:
         """``size``: the change's message size (counting it per value would cost more than it tells)."""

@@ -21,6 +21,7 @@ import psycopg
 
 from airflow_connectors.cdc.connectors.models import Buffer, Catalog, MigrationStrategy
 from airflow_connectors.cdc.engine import checkpoint
+from airflow_connectors.cdc.engine._accel import decode
 from airflow_connectors.cdc.engine.apply import Applier
 from airflow_connectors.cdc.engine.ddl_detect import TableFacts
 from airflow_connectors.cdc.engine.drift import Drift, relation_plan, same_shape
@@ -48,7 +49,6 @@ from airflow_connectors.cdc.engine.pgoutput import (
     StreamStop,
     Truncate,
     Update,
-    decode,
     int_to_lsn,
     lsn_to_int,
 )

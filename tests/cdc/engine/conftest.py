@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from airflow_connectors.cdc.connectors.models import Connector
-from airflow_connectors.cdc.engine import drop_source_objects, execute_run
+from airflow_connectors.cdc.engine import _accel, drop_source_objects, execute_run
 from airflow_connectors.cdc.engine.interface import EnginePhase, RunMode, RunRequest, RunResult, TableCounters
 from tests.conftest import PgServer
 
@@ -41,6 +41,19 @@ class RecordingReporter:
 
     def log(self, message: str) -> None:
         self.logs.append(message)
+
+
+def compiled_hot_path() -> _accel.HotPath:
+    """The compiled hot path; the test is skipped where it was not built (no C compiler at install)."""
+    if _accel.COMPILED is None:
+        pytest.skip("the compiled hot path is not built (no C compiler when the package was installed)")
+    return _accel.COMPILED
+
+
+@pytest.fixture(params=["python", "cython"])
+def hot_path(request: pytest.FixtureRequest) -> _accel.HotPath:
+    """Each implementation of the hot path in turn, whichever one the engine runs: both must behave the same."""
+    return _accel.PURE if request.param == "python" else compiled_hot_path()
 
 
 @dataclass

@@ -1,0 +1,58 @@
+"""Which implementation of the stream's hot path runs: compiled or pure Python, decided once, here.
+
+The hot path is decoding pgoutput changes and turning their rows into the sink's COPY lines and keys. Its
+reference is the pure-Python code where each function lives (``pgoutput``, ``copy_format``, ``plan``);
+``_speedups`` is the same in Cython, built by ``setup.py`` when a C compiler is there at install (like psycopg's
+optional ``psycopg_c``). The compiled one is used when it was built, unless ``CDC_PURE_PYTHON`` is set to anything
+but ``0`` or empty, which is how the pure path is tested and how to rule the extension out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from airflow_connectors.cdc.engine import copy_format, pgoutput, plan
+
+
+@dataclass(frozen=True)
+class HotPath:
+    name: str
+    decode: Callable[[bytes], pgoutput.Decoded]
+    binary_line: Callable[[str, pgoutput.Row, bytes], bytes]
+    copy_line: Callable[[tuple[pgoutput.Value, ...] | list[pgoutput.Value]], bytes]
+    staged_text_line: Callable[[str, pgoutput.Row, bytes], bytes]
+    row_key: Callable[[plan.TablePlan, pgoutput.Row], tuple[pgoutput.Value, ...]]
+
+
+PURE = HotPath(
+    "python",
+    pgoutput.decode,
+    copy_format.binary_line,
+    copy_format.copy_line,
+    copy_format.staged_text_line,
+    plan.row_key,
+)
+try:
+    from airflow_connectors.cdc.engine import _speedups
+except ImportError:  # not built: no compiler at install, or an install from a pure wheel
+    COMPILED: HotPath | None = None
+else:
+    COMPILED = HotPath(
+        "cython",
+        _speedups.decode,
+        _speedups.binary_line,
+        _speedups.copy_line,
+        _speedups.staged_text_line,
+        _speedups.row_key,
+    )
+
+FORCED_PURE = os.environ.get("CDC_PURE_PYTHON", "") not in ("", "0")
+ACTIVE = PURE if FORCED_PURE or COMPILED is None else COMPILED
+
+decode = ACTIVE.decode
+binary_line = ACTIVE.binary_line
+copy_line = ACTIVE.copy_line
+staged_text_line = ACTIVE.staged_text_line
+row_key = ACTIVE.row_key

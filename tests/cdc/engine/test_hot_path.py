@@ -1,0 +1,125 @@
+"""The compiled hot path against its pure-Python reference, on random changes (no database): the same decoded
+changes, the same COPY lines (binary staging, text, text staging) and the same keys, byte for byte. And which
+implementation the engine runs: the compiled one when built, the pure one when ``CDC_PURE_PYTHON`` says so."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from airflow_connectors.cdc.engine import _accel
+from airflow_connectors.cdc.engine.apply import Applier
+from airflow_connectors.cdc.engine.copy_format import INT16
+from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Delete, Insert, Row, Update, Value
+from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
+from tests.cdc.engine.conftest import compiled_hot_path
+
+# Values as pgoutput sends them: NULL, an unchanged TOASTed value, or bytes (text format: any byte but NUL, with
+# the ones COPY text must escape made likely; binary format: any byte).
+TEXT = st.binary(max_size=40).map(lambda raw: raw.replace(b"\x00", b"\\")) | st.sampled_from(
+    [b"", b"\\", b"\t", b"\n", b"\r", b"a\\tb\tc\nd\re", b"\\N"]
+)
+VALUES = st.one_of(st.none(), st.just(UNCHANGED), TEXT, st.binary(max_size=64))
+ROWS = st.lists(VALUES, max_size=12).map(tuple)
+RELIDS = st.integers(0, 2**32 - 1)
+
+
+def tuple_data(row: Row, binary: bool) -> bytes:
+    parts = [INT16.pack(len(row))]
+    for value in row:
+        if value is None:
+            parts.append(b"n")
+        elif value is UNCHANGED:
+            parts.append(b"u")
+        else:
+            assert isinstance(value, bytes)
+            parts += [b"b" if binary else b"t", struct.pack("!i", len(value)), value]
+    return b"".join(parts)
+
+
+@st.composite
+def changes(draw: st.DrawFn) -> tuple[bytes, Insert | Update | Delete]:
+    """A pgoutput Insert, Update (without, with a key, with a whole old row) or Delete, and what it decodes to."""
+    kind, relid, binary = draw(st.sampled_from("IUD")), draw(RELIDS), draw(st.booleans())
+    head = kind.encode() + struct.pack("!I", relid)
+    new = draw(ROWS)
+    if kind == "I":
+        return head + b"N" + tuple_data(new, binary), Insert(relid, new)
+    old_kind = draw(st.sampled_from([None, "K", "O"] if kind == "U" else ["K", "O"]))
+    old = draw(ROWS) if old_kind else None
+    old_part = old_kind.encode() + tuple_data(old, binary) if old_kind and old is not None else b""
+    if kind == "U":
+        return head + old_part + b"N" + tuple_data(new, binary), Update(relid, old, old_kind == "K", new)
+    assert old is not None
+    return head + old_part, Delete(relid, old, old_kind == "K")
+
+
+@settings(max_examples=500, deadline=None)
+@given(changes())
+def test_both_decoders_decode_a_change_alike(change: tuple[bytes, Insert | Update | Delete]) -> None:
+    message, expected = change
+    assert _accel.PURE.decode(message) == expected
+    assert compiled_hot_path().decode(message) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes())
+def test_a_cut_message_is_refused_not_read_past(change: tuple[bytes, Insert | Update | Delete]) -> None:
+    """Every truncation of a change either fails with ValueError or is itself a whole message: never a crash or a
+    value read from beyond the buffer."""
+    message, _ = change
+    for end in range(6, len(message)):
+        try:
+            decoded = compiled_hot_path().decode(message[:end])
+        except ValueError:
+            continue
+        assert decoded == _accel.PURE.decode(message[:end])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from("IUD"), ROWS)
+def test_both_build_the_same_copy_lines(op: str, row: Row) -> None:
+    fast = compiled_hot_path()
+    field_count = INT16.pack(1 + 2 * len(row))
+    all_changed = b"\t".join([b"f"] * len(row))
+    assert fast.binary_line(op, row, field_count) == _accel.PURE.binary_line(op, row, field_count)
+    assert fast.copy_line(row) == _accel.PURE.copy_line(row)
+    assert fast.copy_line(list(row)) == _accel.PURE.copy_line(list(row))
+    assert fast.staged_text_line(op, row, all_changed) == _accel.PURE.staged_text_line(op, row, all_changed)
+
+
+def plan_keyed_by(width: int, key: tuple[int, ...]) -> TablePlan:
+    columns = tuple(ColumnPlan(f"c{i}", "text", "text", 25, False) for i in range(width))
+    return TablePlan("public", "t", "replica", "t", columns, tuple(f"c{i}" for i in key), "d", "r", True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(VALUES, min_size=1, max_size=8).map(tuple), st.data())
+def test_both_take_the_same_key(row: tuple[Value, ...], data: st.DataObject) -> None:
+    key = tuple(data.draw(st.lists(st.integers(0, len(row) - 1), min_size=1, max_size=3, unique=True)))
+    plan = plan_keyed_by(len(row), key)
+    assert compiled_hot_path().row_key(plan, row) == _accel.PURE.row_key(plan, row) == tuple(row[i] for i in key)
+
+
+def test_the_applier_runs_the_chosen_implementation() -> None:
+    assert Applier._key is _accel.ACTIVE.row_key
+    assert _accel.ACTIVE is (_accel.PURE if _accel.FORCED_PURE or _accel.COMPILED is None else _accel.COMPILED)
+
+
+@pytest.mark.parametrize("forced", ["1", "0"])
+def test_cdc_pure_python_forces_the_pure_implementation(forced: str) -> None:
+    expected = "python" if forced == "1" or _accel.COMPILED is None else "cython"
+    probe = (
+        "from airflow_connectors.cdc.engine import _accel, stream; print(_accel.ACTIVE.name, stream.decode.__module__)"
+    )
+    env = {**os.environ, "CDC_PURE_PYTHON": forced}
+    output = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    name, module = output.stdout.split()
+    assert name == expected
+    assert module == f"airflow_connectors.cdc.engine.{'pgoutput' if expected == 'python' else '_speedups'}"
