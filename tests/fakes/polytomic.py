@@ -152,6 +152,7 @@ class FakePolytomic(FakeApi):
         self.secrets: dict[str, dict[str, Any]] = {}  # connection id -> its secret configuration values
         self.bulk_syncs: dict[str, dict[str, Any]] = {}
         self.model_syncs: dict[str, dict[str, Any]] = {"model-sync-1": {"id": "model-sync-1", "name": "to CRM"}}
+        self.schemas: dict[str, list[dict[str, Any]]] = {}  # bulk sync id -> its schemas (what it writes)
         self.executions: dict[str, Execution] = {}
         self.outcomes: dict[str, str] = {}  # sync id -> final status of its next execution
         self.run_seconds = 0.3
@@ -575,11 +576,19 @@ class FakePolytomic(FakeApi):
         last = next((e.bulk_view() for e in reversed(runs) if e.terminal), None)
         return self.data({"current_execution": current, "last_execution": last, "next_execution_time": None})
 
+    @route("GET", r"/api/bulk/syncs/(?P<id>[^/]+)/schemas")
+    def bulk_schemas(self, request: Request) -> tuple[int, Any]:
+        return self.data(self.schemas.get(self._bulk_sync(request)["id"], []))
+
     # -- model syncs ---------------------------------------------------------------------------------------------
     def _model_sync(self, request: Request, param: str = "id") -> str:
         if request.params[param] not in self.model_syncs:
             raise HttpError(404, f"sync {request.params[param]} not found")
         return request.params[param]
+
+    @route("GET", r"/api/syncs/(?P<id>[^/]+)")
+    def get_model_sync(self, request: Request) -> tuple[int, Any]:
+        return self.data(self.model_syncs[self._model_sync(request)])
 
     @route("POST", r"/api/syncs/(?P<id>[^/]+)/executions")
     def start_model(self, request: Request) -> tuple[int, Any]:

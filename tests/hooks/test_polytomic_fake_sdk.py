@@ -263,3 +263,17 @@ def test_keys_versions_and_rate_limits(fake: FakePolytomic) -> None:
         retrying.connections.list()
     times = [r.received_at for r in fake.requests[before:]]
     assert len(times) == 4 and times[3] - times[0] >= 1.0
+
+
+def test_what_lineage_reads_bulk_schemas_and_a_model_sync(fake: FakePolytomic) -> None:
+    client = sdk_client(fake)
+    sid = fake.add_bulk_sync(destination_configuration={"schema": "raw"})
+    fake.schemas[sid] = [{"id": "public.accounts", "output_name": "accounts", "enabled": True}]
+    schemas = strict(client.bulk_sync.schemas.list(sid)).data
+    assert [(schema.id, schema.output_name, schema.enabled) for schema in schemas] == [
+        ("public.accounts", "accounts", True)
+    ]
+    model_id = next(iter(fake.model_syncs))
+    assert strict(client.model_sync.get(model_id)).data.id == model_id
+    with pytest.raises(NotFoundError):
+        client.model_sync.get("no-such-sync")

@@ -199,34 +199,16 @@ def test_a_fivetran_connector_without_schema_config_succeeds_without_assets(
     assert run.lineage is None or not run.lineage.outputs
 
 
-class LineageFakePolytomic(FakePolytomic):
-    """The two read calls lineage needs (bulk sync schemas, a model sync), shaped as the official SDK reads them."""
-
-    from tests.fakes.server import Request, route
-
-    schemas: dict[str, list[dict[str, Any]]]
-
-    @route("GET", r"/api/bulk/syncs/(?P<id>[^/]+)/schemas")
-    def bulk_schemas(self, request: Request) -> tuple[int, Any]:
-        return 200, {"data": self.schemas.get(request.params["id"], [])}
-
-    @route("GET", r"/api/syncs/(?P<id>[^/]+)")
-    def model_sync(self, request: Request) -> tuple[int, Any]:
-        sync = self.model_syncs.get(request.params["id"])
-        return (200, {"data": sync}) if sync else (404, self.error_body(404, "sync not found"))
-
-
 @pytest.fixture
 def fake_polytomic_lineage(airflow_connection):  # type: ignore[no-untyped-def]
     from tests.fixtures.fakes import _serve
 
-    fake = LineageFakePolytomic()
-    fake.schemas = {}
+    fake = FakePolytomic()
     yield from _serve(fake, airflow_connection, "polytomic", fake.api_key, password=fake.api_key)
 
 
 def test_polytomic_bulk_and_model_syncs_report_their_tables(
-    airflow_env: AirflowEnv, fake_polytomic_lineage: LineageFakePolytomic
+    airflow_env: AirflowEnv, fake_polytomic_lineage: FakePolytomic
 ) -> None:
     fake = fake_polytomic_lineage
     sync_id = fake.add_bulk_sync(destination_configuration={"schema": "raw"})
