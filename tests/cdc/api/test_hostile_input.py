@@ -95,3 +95,13 @@ def test_docs_without_a_token_is_a_setting(api: CdcService, start_cdc_service: C
     assert "/api/v1/connectors" in private.session().get(f"{private.url}/openapi.json", timeout=30).json()["paths"]
     assert requests.get(f"{private.url}/health", timeout=30).status_code == 200
     private.stop()
+
+
+@pytest.mark.parametrize("cursor", ["²", "9" * 5000, "9" * 30, "-1", " 1"])
+def test_odd_cursors_are_a_422(api: CdcService, cursor: str) -> None:
+    http = api.session()
+    connector_id = create(api, http)["connector"]["id"]
+    for path in ("/connectors", f"/connectors/{connector_id}/runs"):
+        response = http.get(f"{api.api}{path}", params={"cursor": cursor}, timeout=30)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["field"] == "cursor"
