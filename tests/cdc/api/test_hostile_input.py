@@ -65,6 +65,7 @@ def restartable_store() -> Iterator[EmbeddedPostgres]:
     server.destroy()
 
 
+@pytest.mark.slow
 def test_the_first_requests_after_a_state_store_restart_succeed(
     start_cdc_service: Callable[..., CdcService], restartable_store: EmbeddedPostgres
 ) -> None:
@@ -84,6 +85,7 @@ def test_the_first_requests_after_a_state_store_restart_succeed(
     service.stop()
 
 
+@pytest.mark.slow  # starts a second service
 def test_docs_without_a_token_is_a_setting(api: CdcService, start_cdc_service: Callable[..., CdcService]) -> None:
     for path in ("/docs", "/redoc", "/openapi.json"):  # default: public, the schema carries no data
         assert requests.get(f"{api.url}{path}", timeout=30).status_code == 200, path
