@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,15 +26,15 @@ SPARE_THREADS = 8  # /health, auth and other short dependencies that hold nothin
 class Limits:
     def __init__(self, settings: ServiceSettings) -> None:
         self.connections = settings.pool_max_size
-        self.validations = settings.max_concurrent_validations
+        self.outbound = settings.max_concurrent_validations
         self.wait_seconds = settings.pool_wait_seconds
         self._connection_slots = anyio.Semaphore(self.connections)
-        self._validations_running = 0
+        self._outbound_running = 0
 
     def size_thread_pool(self) -> None:
         """Called in the event loop at startup (the limiter belongs to the loop)."""
         limiter = anyio.to_thread.current_default_thread_limiter()
-        limiter.total_tokens = self.connections + self.validations + SPARE_THREADS
+        limiter.total_tokens = self.connections + self.outbound + SPARE_THREADS
 
     @asynccontextmanager
     async def connection_slot(self) -> AsyncIterator[None]:
@@ -43,8 +42,11 @@ class Limits:
             with anyio.fail_after(self.wait_seconds):
                 await self._connection_slots.acquire()
         except TimeoutError:
-            raise busy(
-                f"all {self.connections} state-store connections stayed busy for {self.wait_seconds:g} s"
+            raise ApiProblem(
+                503,
+                "service_busy",
+                f"all {self.connections} state-store connections stayed busy for {self.wait_seconds:g} s; retry",
+                headers={"Retry-After": "1"},
             ) from None
         try:
             yield
@@ -53,22 +55,16 @@ class Limits:
 
     @asynccontextmanager
     async def outbound_slot(self) -> AsyncIterator[None]:
-        if self._validations_running >= self.validations:  # the event loop is single-threaded: no race here
+        if self._outbound_running >= self.outbound:  # the event loop is single-threaded: no race here
             raise ApiProblem(
                 429,
                 "too_many_outbound_connections",
-                f"{self.validations} calls are connecting to sources or sinks (validations, deletes); retry when one"
+                f"{self.outbound} calls are connecting to sources or sinks (validations, deletes); retry when one"
                 " has finished",
                 headers={"Retry-After": "5"},
             )
-        self._validations_running += 1
+        self._outbound_running += 1
         try:
             yield
         finally:
-            self._validations_running -= 1
-
-
-def busy(message: str, retry_after: float = 1) -> ApiProblem:
-    return ApiProblem(
-        503, "service_busy", f"{message}; retry later", headers={"Retry-After": str(max(1, math.ceil(retry_after)))}
-    )
+            self._outbound_running -= 1

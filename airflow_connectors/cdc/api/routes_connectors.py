@@ -150,9 +150,11 @@ def list_connectors(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> ConnectorPage:
     """Connectors in creation order, a page at a time."""
-    if cursor is not None and not cursor.isdigit():
-        raise ApiProblem(422, "invalid_field", "cursor: not a cursor returned by this API", field="cursor")
-    records, next_seq = store.list(conn, name=name, limit=limit, cursor=int(cursor) if cursor else None)
+    try:
+        after = run_store.parse_cursor(cursor)
+    except ValueError as exc:
+        raise ApiProblem(422, "invalid_field", str(exc), field="cursor") from None
+    records, next_seq = store.list(conn, name=name, limit=limit, cursor=after)
     return ConnectorPage(
         items=[connector_response(conn, record) for record in records],
         next_cursor=str(next_seq) if next_seq is not None else None,

@@ -73,7 +73,8 @@ def parse_cursor(cursor: str | None) -> int | None:
     """Cursors are opaque to clients; inside they are the ``seq`` of the last run of the previous page."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    # ASCII digits only (str.isdigit also takes "²"), and within a bigint: anything else is not one of ours.
+    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
         raise ValueError("cursor: not a cursor returned by this API")
     return int(cursor)
 

@@ -65,6 +65,7 @@ def restartable_store() -> Iterator[EmbeddedPostgres]:
     server.destroy()
 
 
+@pytest.mark.slow
 def test_the_first_requests_after_a_state_store_restart_succeed(
     start_cdc_service: Callable[..., CdcService], restartable_store: EmbeddedPostgres
 ) -> None:
@@ -84,6 +85,7 @@ def test_the_first_requests_after_a_state_store_restart_succeed(
     service.stop()
 
 
+@pytest.mark.slow  # starts a second service
 def test_docs_without_a_token_is_a_setting(api: CdcService, start_cdc_service: Callable[..., CdcService]) -> None:
     for path in ("/docs", "/redoc", "/openapi.json"):  # default: public, the schema carries no data
         assert requests.get(f"{api.url}{path}", timeout=30).status_code == 200, path
@@ -95,3 +97,13 @@ def test_docs_without_a_token_is_a_setting(api: CdcService, start_cdc_service: C
     assert "/api/v1/connectors" in private.session().get(f"{private.url}/openapi.json", timeout=30).json()["paths"]
     assert requests.get(f"{private.url}/health", timeout=30).status_code == 200
     private.stop()
+
+
+@pytest.mark.parametrize("cursor", ["²", "9" * 5000, "9" * 30, "-1", " 1"])
+def test_odd_cursors_are_a_422(api: CdcService, cursor: str) -> None:
+    http = api.session()
+    connector_id = create(api, http)["connector"]["id"]
+    for path in ("/connectors", f"/connectors/{connector_id}/runs"):
+        response = http.get(f"{api.api}{path}", params={"cursor": cursor}, timeout=30)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["field"] == "cursor"

@@ -134,6 +134,7 @@ def _sink_at(port: int, **connection: Any) -> dict[str, Any]:
     return {"postgres": {"connection": {**base, **connection}}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["stall", "stall_after_auth"])
 def test_a_stalling_peer_cannot_starve_the_api(
     bounded: CdcService, hostile_peer: Callable[[Mode], HostilePeer], mode: Mode
@@ -202,6 +203,7 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_deleting_connectors_of_a_stalling_source_cannot_starve_the_api(
     bounded: CdcService, hostile_peer: Callable[[Mode], HostilePeer]
 ) -> None:

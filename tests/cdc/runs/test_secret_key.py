@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import pytest
 import requests
 
 from airflow_connectors.cdc.connectors.secrets import SecretBox
@@ -18,6 +19,8 @@ from tests.cdc.api.test_connectors_api import create
 from tests.conftest import PgServer
 from tests.fixtures.cdc_service import CdcService
 from tests.fixtures.secret_scan import register_secret
+
+pytestmark = pytest.mark.slow  # each test starts two service processes
 
 
 def _new_key() -> str:
