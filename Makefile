@@ -43,4 +43,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy airflow_connectors
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info airflow_connectors/cdc/engine/_speedups.c airflow_connectors/cdc/engine/_speedups.*.so

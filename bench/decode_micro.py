@@ -1,17 +1,21 @@
-"""The stream's hot path alone, compiled vs pure Python (``python -m bench.decode_micro [--messages N]``).
+"""The stream's hot path alone, compiled vs pure Python (``python -m bench.decode_micro [--messages N] [--callgrind]``).
 
 Builds N pgoutput Update messages of the bench table ``t(id bigint pk, a bigint, b float8, c text, d date, e text)``
 in binary format (one in ten ``c`` NULL, one in twenty ``e`` an unchanged TOASTed value), then, in one child
-process per implementation (``CDC_PURE_PYTHON`` picks it, as in the engine), times the engine's own code on them:
+process per implementation (``CDC_PURE_PYTHON`` picks it, as in the engine), runs the engine's own code on them:
 
 - ``decode``: ``decode`` of every message;
-- ``stream path``: what the stream does per change before the sink: ``decode``, the relation's column mapping,
-  ``Applier.update`` (key, last change per key), and every 50,000 changes (the default batch) the COPY BINARY
-  staging line of each buffered change, as ``Applier._apply_keyed`` builds them.
+- ``decode+rows``: what the compiled path covers: ``decode``, the relation's column mapping, the key
+  (``row_key``) and the COPY BINARY staging line (``binary_line``) of every change;
+- ``stream path``: what the stream does per change before the sink: ``decode``, the column mapping,
+  ``Applier.update`` (key, last change per key), and every 50,000 changes (the default batch) the staging line of
+  each buffered change, as ``Applier._apply_keyed`` builds them.
 
 No database: this is the CPU the engine spends per change, the part the compiled path can change. Times are the
 process's CPU time (``time.process_time``), best of ``--repeat`` runs: on a shared 2-core machine wall time mostly
-measures the neighbours. Prints a table and one JSON line.
+measures the neighbours. ``--callgrind`` counts instructions instead (valgrind; deterministic, ~50x slower: use
+fewer messages): a child's total minus that of a child that only builds the messages. Prints a table and one JSON
+line.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ import json
 import operator
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 TABLE_OID = 16384
 BATCH = 50_000
+STAGES = ("decode", "decode+rows", "stream path")
 
 
 def messages(count: int) -> list[bytes]:
@@ -56,8 +63,8 @@ def messages(count: int) -> list[bytes]:
     return out
 
 
-def measure(count: int, repeat: int) -> dict[str, Any]:
-    """In this process, with the implementation ``_accel`` chose."""
+def stages(data: list[bytes]) -> dict[str, Callable[[], None]]:
+    """The steps to measure, with the implementation ``_accel`` chose in this process."""
     from airflow_connectors.cdc.engine import _accel
     from airflow_connectors.cdc.engine.apply import Applier
     from airflow_connectors.cdc.engine.copy_format import INT16
@@ -76,14 +83,19 @@ def measure(count: int, repeat: int) -> dict[str, Any]:
         "r",
         True,
     )
-    data = messages(count)
-    decode, binary_line = _accel.decode, _accel.binary_line
+    decode, binary_line, row_key = _accel.decode, _accel.binary_line, _accel.row_key
     pick = operator.itemgetter(*range(len(columns)))  # the stream's column mapping (stream.relation)
     field_count = INT16.pack(1 + 2 * len(columns))
 
     def decode_only() -> None:
         for message in data:
             decode(message)
+
+    def decode_and_rows() -> None:
+        for message in data:
+            row = pick(decode(message).new)  # type: ignore[union-attr]
+            row_key(plan, row)
+            binary_line("U", row, field_count)
 
     def stream_path() -> None:
         applier = Applier(None, binary=True)  # type: ignore[arg-type]  # no sink: nothing is written
@@ -98,10 +110,19 @@ def measure(count: int, repeat: int) -> dict[str, Any]:
                 applier.rows = 0
         batch = applier.batches[plan.name]
         lines += len([binary_line(op, row, field_count) for op, row in batch.changes.values()])
-        assert lines == count
+        assert lines == len(data)
 
+    return dict(zip(STAGES, (decode_only, decode_and_rows, stream_path), strict=True))
+
+
+def child(count: int, repeat: int, only: str | None) -> dict[str, Any]:
+    from airflow_connectors.cdc.engine import _accel
+
+    data = messages(count)
     result: dict[str, Any] = {"implementation": _accel.ACTIVE.name}
-    for name, step in (("decode", decode_only), ("stream path", stream_path)):
+    for name, step in stages(data).items():
+        if only is not None and name != only:
+            continue
         times = []
         for _ in range(repeat):
             started = time.process_time()
@@ -111,32 +132,53 @@ def measure(count: int, repeat: int) -> dict[str, Any]:
     return result
 
 
+def run_child(pure: bool, arguments: list[str], callgrind: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench.decode_micro", "--child", *arguments]
+    if callgrind:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command]
+    env = {**os.environ, "CDC_PURE_PYTHON": "1" if pure else "0"}
+    return subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+
+
+def instructions(pure: bool, count: int, stage: str) -> int:
+    """Instructions of one child that builds ``count`` messages and runs ``stage`` once ("none": only builds)."""
+    output = run_child(pure, [f"--messages={count}", "--repeat=1", f"--only={stage}"], callgrind=True)
+    return int(re.findall(r"Collected : (\d+)", output.stderr)[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--callgrind", action="store_true", help="count instructions with valgrind instead of time")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=[*STAGES, "none"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.messages, args.repeat)))
+        print(json.dumps(child(args.messages, args.repeat, args.only)))
         return
     from airflow_connectors.cdc.engine import _accel
 
     if _accel.COMPILED is None:
         sys.exit("the compiled hot path is not built (pip install -e . with a C compiler): nothing to compare")
-    runs = {}
-    for pure in ("1", "0"):
-        command = [sys.executable, "-m", "bench.decode_micro", "--child", f"--messages={args.messages}"]
-        env = {**os.environ, "CDC_PURE_PYTHON": pure}
-        output = subprocess.run(command + [f"--repeat={args.repeat}"], env=env, check=True, capture_output=True)
-        run = json.loads(output.stdout)
-        runs[run["implementation"]] = run
+    runs: dict[str, dict[str, float]] = {}
+    if args.callgrind:
+        for pure, name in ((True, "python"), (False, "cython")):
+            base = instructions(pure, args.messages, "none")
+            runs[name] = {stage: instructions(pure, args.messages, stage) - base for stage in STAGES}
+        unit, scale = "instructions per message", 1 / args.messages
+    else:
+        for pure in (True, False):
+            run = json.loads(run_child(pure, [f"--messages={args.messages}", f"--repeat={args.repeat}"]).stdout)
+            runs[run.pop("implementation")] = run
+        unit, scale = f"CPU seconds, best of {args.repeat}", 1.0
     python, cython = runs["python"], runs["cython"]
-    print(f"{args.messages:,} Update messages, best of {args.repeat}")
-    print(f"{'':<14}{'python':>10}{'cython':>10}{'speedup':>10}")
-    for name in ("decode", "stream path"):
-        print(f"{name:<14}{python[name]:>9.2f}s{cython[name]:>9.2f}s{python[name] / cython[name]:>9.1f}x")
-    print(json.dumps({"messages": args.messages, **{name: run for name, run in runs.items()}}))
+    print(f"{args.messages:,} Update messages, {unit}")
+    print(f"{'':<14}{'python':>12}{'cython':>12}{'speedup':>10}")
+    for stage in STAGES:
+        ratio = python[stage] / cython[stage]
+        print(f"{stage:<14}{python[stage] * scale:>12.4g}{cython[stage] * scale:>12.4g}{ratio:>9.1f}x")
+    print(json.dumps({"messages": args.messages, "measure": unit, **runs}))
 
 
 if __name__ == "__main__":
