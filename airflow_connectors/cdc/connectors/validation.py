@@ -19,8 +19,7 @@ from pydantic import BaseModel
 
 from airflow_connectors.cdc import io_deadline
 from airflow_connectors.cdc.connectors.models import PostgresConnection, PostgresSink, PostgresSource
-
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+from airflow_connectors.cdc.engine.source_catalog import selected_tables, table_key
 
 
 class Step(BaseModel):
@@ -123,21 +122,6 @@ def _check(steps: list[Step], name: str, passed: bool, ok: str, failed: str) -> 
     return passed
 
 
-def selected_tables(conn: psycopg.Connection[Any], source: PostgresSource) -> list[tuple[str, str, bool, str]]:
-    """(schema, table, has primary key, replica identity) of every table the catalog selects."""
-    rows = conn.execute(
-        "SELECT n.nspname, c.relname,"
-        " EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'),"
-        " c.relreplident::text"
-        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname <> ALL(%s)"
-        " AND n.nspname NOT LIKE 'pg\\_temp\\_%%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%%'"
-        " AND n.nspname <> '_airflow_connectors' ORDER BY 1, 2",
-        (list(SYSTEM_SCHEMAS),),
-    ).fetchall()
-    return [row for row in rows if source.catalog.selects(row[0], row[1])]
-
-
 def validate_source(source: PostgresSource, limits: ValidationLimits | None = None) -> ValidationReport:
     return _validate(
         source.connection, limits or ValidationLimits(), lambda conn, steps: _source_checks(conn, source, steps)
@@ -172,14 +156,7 @@ def _source_checks(conn: psycopg.Connection[Any], source: PostgresSource, steps:
         f"{free} replication slot(s) free",
         "no free replication slot: raise max_replication_slots or drop unused slots",
     )
-    tables = selected_tables(conn, source)
-    found = {(schema, table) for schema, table, _, _ in tables}
-    missing = [
-        f"{schema}.{table}"
-        for schema, entry in source.catalog.schemas.items()
-        for table in entry.tables
-        if (schema, table) not in found
-    ]
+    tables, missing = selected_tables(conn, source)  # what the engine would replicate, read as it reads it
     _check(
         steps,
         "catalog_tables",
@@ -187,12 +164,14 @@ def _source_checks(conn: psycopg.Connection[Any], source: PostgresSource, steps:
         f"{len(tables)} table(s) selected",
         f"not found on the source: {', '.join(missing)}" if missing else "the catalog selects no table",
     )
-    unkeyed = [f"{schema}.{table}" for schema, table, has_pk, ident in tables if not has_pk and ident != "f"]
+    unkeyed = [
+        f"{schema}.{table}" for oid, schema, table, _, ident in tables if ident != "f" and not table_key(conn, oid)
+    ]
     _check(
         steps,
         "replica_identity",
         not unkeyed,
-        "every table has a primary key or REPLICA IDENTITY FULL",
+        "every table has a primary key (or replica identity index) or REPLICA IDENTITY FULL",
         "no primary key and no REPLICA IDENTITY FULL (updates and deletes cannot be matched): "
         + ", ".join(unkeyed)
         + "; add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL",

@@ -105,22 +105,26 @@ def current_key(conn: psycopg.Connection[Any], schema: str, table: str) -> tuple
         " AND c.relname = %s",
         (schema, table),
     ).fetchone()
-    key_row = conn.execute(_KEY, (row[0],)).fetchone() if row else None
+    return table_key(conn, row[0]) if row else ()
+
+
+def table_key(conn: psycopg.Connection[Any], oid: int) -> tuple[str, ...]:
+    """The key rows of table ``oid`` are matched by: its replica identity index, else its primary key; () if none."""
+    key_row = conn.execute(_KEY, (oid,)).fetchone()
     return tuple(key_row[1]) if key_row else ()
 
 
-def build_plans(
-    conn: psycopg.Connection[Any],
-    source: PostgresSource,
-    target_schema: str,
-    name_tables: NameTables,
-    *,
-    skip_schema: str | None = None,
-) -> dict[str, TablePlan]:
-    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source. ``name_tables`` gives their
-    sink tables (``sink_names.resolve``). ``skip_schema``: a schema whose tables are never sources (the sink's own,
-    when source and sink are one database)."""
-    candidates = []
+# (oid, schema, table, relkind, relreplident) of a table the connector's catalog selects.
+SelectedTable = tuple[int, str, str, str, str]
+
+
+def selected_tables(
+    conn: psycopg.Connection[Any], source: PostgresSource, *, skip_schema: str | None = None
+) -> tuple[list[SelectedTable], list[str]]:
+    """The tables the catalog selects (leaf partitions or their roots, as ``partitions_as_root`` says), and the
+    tables it names that the source does not have. The one reading of which tables a connector replicates: the
+    engine plans them, validation checks them."""
+    selected: list[SelectedTable] = []
     seen: set[tuple[str, str]] = set()
     for oid, schema, table, relkind, ident, is_partition, root_schema, root_table in conn.execute(
         _TABLES, {"state": STATE_SCHEMA}
@@ -135,13 +139,28 @@ def build_plans(
             continue
         if not (source.catalog.selects(schema, table) or source.catalog.selects(root_schema, root_table)):
             continue
-        candidates.append((oid, schema, table, relkind, ident))
+        selected.append((oid, schema, table, relkind, ident))
     missing = [
         f"{schema}.{table}"
         for schema, entry in source.catalog.schemas.items()
         for table in entry.tables
         if (schema, table) not in seen
     ]
+    return selected, missing
+
+
+def build_plans(
+    conn: psycopg.Connection[Any],
+    source: PostgresSource,
+    target_schema: str,
+    name_tables: NameTables,
+    *,
+    skip_schema: str | None = None,
+) -> dict[str, TablePlan]:
+    """Plans of every table the catalog selects, keyed by ``schema.table`` of the source. ``name_tables`` gives their
+    sink tables (``sink_names.resolve``). ``skip_schema``: a schema whose tables are never sources (the sink's own,
+    when source and sink are one database)."""
+    candidates, missing = selected_tables(conn, source, skip_schema=skip_schema)
     if missing:  # a typo must not quietly replicate nothing
         raise EngineError(f"catalog: table {missing[0]} does not exist on the source")
     if not candidates:
@@ -172,8 +191,7 @@ def build_plans(
                 continue
             binary_safe &= safe
             columns.append(ColumnPlan(row[0], row[1], sink_type, int(row[2]), bool(row[3]), int(row[10])))
-        key_row = conn.execute(_KEY, (oid,)).fetchone()
-        key: tuple[str, ...] = tuple(key_row[1]) if key_row else ()
+        key = table_key(conn, oid)
         if not key and ident != "f":
             raise EngineError(
                 f"table {schema}.{table} has no primary key and no REPLICA IDENTITY FULL, so its updates and deletes "
