@@ -20,6 +20,9 @@ from airflow.sdk import BaseHook
 from airflow_connectors.lineage import Dataset, saas_datasets
 from airflow_connectors.waiting import poll_schedule
 
+# How long ``force`` waits for a cancelled sync to end before it starts the next one.
+FORCE_CANCEL_TIMEOUT = 120.0
+
 
 class SyncState(enum.StrEnum):
     """One normalised status of a sync / replication run across APIs."""
@@ -253,6 +256,13 @@ class ConnectorHook(BaseHook, ABC):
             if status is not None and status.state.terminal:
                 break
         return status
+
+    def wait_cancelled(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:
+        """After :meth:`cancel_sync`: a cancellation is processed asynchronously (a worker's next heartbeat, an
+        execution's next step), so ``force`` waits for the sync to end, boundedly, before starting the next one."""
+        status = self.wait_for_sync(ref, deadline=time.time() + timeout, poll_interval=0.5)
+        if status is None or not status.state.terminal:
+            raise TimeoutError(f"sync {ref.run_id} did not end within {timeout:.0f}s of being cancelled")
 
     # -- lineage ----------------------------------------------------------------------------------------------
     def verification_error(self, ref: SyncRef) -> str | None:

@@ -9,7 +9,6 @@ bad patch, with the message the API would give.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -28,7 +27,6 @@ from airflow_connectors.lineage import Dataset, cdc_datasets
 API = "/api/v1"
 CONSOLE = "/console"
 # How long ``trigger_sync(force=True)`` waits for the run it cancelled to end.
-FORCE_CANCEL_TIMEOUT = 120.0
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
 # The service's run states (its own state machine) as the common ones: every active state is running.
 SYNC_STATES = {
@@ -236,17 +234,9 @@ class CdcHook(HttpApiHook):
                 raise
             self.log.info("force: cancelling active run %s of connector %s", active.run_id, connector_id)
             self.cancel_sync(active)
-            self._wait_ended(active)
+            self.wait_cancelled(active)
             run = self.start_run(connector_id, mode=mode, resync=resync, verify=verify)
         return SyncRef(conn_type=self.conn_type, connector_id=connector_id, run_id=run["run_id"])
-
-    def _wait_ended(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:
-        """A cancelled running run ends at its worker's next heartbeat: wait for that, boundedly."""
-        deadline = time.monotonic() + timeout
-        while self.get_sync_status(ref).state is SyncState.RUNNING:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"run {ref.run_id} did not end within {timeout:.0f}s of being cancelled")
-            time.sleep(0.5)
 
     def get_sync_status(self, ref: SyncRef) -> SyncStatus:
         return run_status(ref, self.get_run(ref.connector_id, str(ref.run_id)))

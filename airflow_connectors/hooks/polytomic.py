@@ -11,7 +11,6 @@ a sync is tracked by its execution id, never by timestamps.
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any, ClassVar
 
@@ -22,7 +21,6 @@ from airflow_connectors.merge_patch import merge_patch
 
 DEFAULT_VERSION = "2025-09-18"
 # How long ``trigger_sync(force=True)`` waits for the execution it cancelled to end (cancelling is asynchronous).
-FORCE_CANCEL_TIMEOUT = 120.0
 FETCH_MODES = frozenset({"none", "incremental", "full"})
 RESYNC_MODES = frozenset({"refetch", "resync", "rebuild"})
 FREQUENCIES = frozenset(
@@ -248,17 +246,9 @@ class PolytomicHook(HttpApiHook):
                 raise
             self.log.info("force: cancelling execution %s of bulk sync %s", active.run_id, sync_id)
             self.cancel_sync(active)
-            self._wait_ended(active)
+            self.wait_cancelled(active)
             execution = self._call("POST", f"/api/bulk/syncs/{sync_id}/executions", json=body)
         return SyncRef(self.conn_type, sync_id, str(execution["id"]), {"kind": "bulk"})
-
-    def _wait_ended(self, ref: SyncRef, timeout: float = FORCE_CANCEL_TIMEOUT) -> None:
-        """A cancelled execution ends when the cancellation is processed: wait for that, boundedly."""
-        deadline = time.monotonic() + timeout
-        while self.get_sync_status(ref).state is SyncState.RUNNING:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {ref.run_id} did not end within {timeout:.0f}s of being cancelled")
-            time.sleep(0.5)
 
     @staticmethod
     def _bulk_body(resync: bool | list[str], options: dict[str, Any]) -> dict[str, Any]:
