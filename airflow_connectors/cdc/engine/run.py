@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from airflow_connectors.cdc import io_deadline
 from airflow_connectors.cdc.connectors.models import Buffer, Connector
 from airflow_connectors.cdc.engine import checkpoint, shapes, sink_names, sink_schema
 from airflow_connectors.cdc.engine.ddl_detect import TableFacts
@@ -60,6 +61,9 @@ from airflow_connectors.cdc.engine.stream import StreamOptions, StreamResult, st
 from airflow_connectors.cdc.engine.verify import ConsistentPoint, failure_message, open_consistent_point, verify_tables
 from airflow_connectors.cdc.verification import Verification
 
+# A catalog read that takes longer than this is a server that stopped answering (see ``_catalog_deadline``).
+CATALOG_DEADLINE_SECONDS = 60.0
+
 
 class _Run:
     def __init__(self, connector: Connector, request: RunRequest, reporter: RunReporter, should_stop: StopCheck):
@@ -76,7 +80,9 @@ class _Run:
 
     def _session(self, conninfo: str, timeout: int) -> psycopg.Connection[Any]:
         conn = psycopg.connect(conninfo, autocommit=True)
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{timeout}s")))
+        role = "source" if conninfo == self.source_ci else "sink"
+        with self._catalog_deadline(**{role: conn}):
+            conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{timeout}s")))
         return conn
 
     def execute(self) -> RunResult:
@@ -164,8 +170,32 @@ class _Run:
     def _drift(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> Drift:
         return Drift(self.connector.id, self.sink_cfg.migration_strategy, source, sink)
 
+    @contextmanager
+    def _catalog_deadline(self, **conns: psycopg.Connection[Any]) -> Iterator[None]:
+        """Catalog reads are short on a server that answers: one that accepted the connection and then stalls is
+        cut off after ``CATALOG_DEADLINE_SECONDS`` (a transient error: the run is retried, and waits off its worker
+        while other runs wait), so it cannot hold a run worker forever. ``conns``: the connections by role."""
+        with ExitStack() as stack:
+            timers = {
+                role: stack.enter_context(io_deadline.deadline(conn, CATALOG_DEADLINE_SECONDS))
+                for role, conn in conns.items()
+            }
+            try:
+                yield
+            except psycopg.OperationalError:
+                late = [role for role, timer in timers.items() if timer.fired]
+                if late:
+                    raise TransientEngineError(
+                        f"the {late[0]} did not answer catalog queries within {CATALOG_DEADLINE_SECONDS:.0f} s"
+                    ) from None
+                raise
+
     def plans(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> dict[str, TablePlan]:
         """The tables to replicate, as the source's catalog says now, under the sink names recorded for them."""
+        with self._catalog_deadline(source=source, sink=sink):
+            return self._plans(source, sink)
+
+    def _plans(self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]) -> dict[str, TablePlan]:
         target, catalog = self.sink_cfg.target_schema, self.source_cfg.catalog
         same_database = one_database(source, sink)
         skip = target if same_database and target not in catalog.schemas else None
@@ -183,9 +213,10 @@ class _Run:
     def catalog(
         self, source: psycopg.Connection[Any], sink: psycopg.Connection[Any]
     ) -> tuple[dict[str, TablePlan], dict[str, TableFacts | None]]:
-        plans = self.plans(source, sink)
-        drift = self._drift(source, sink)
-        return plans, {name: drift.facts(plan) for name, plan in plans.items()}
+        with self._catalog_deadline(source=source, sink=sink):
+            plans = self._plans(source, sink)
+            drift = self._drift(source, sink)
+            return plans, {name: drift.facts(plan) for name, plan in plans.items()}
 
     def tables_to_copy(self, drift: Drift, plans: dict[str, TablePlan]) -> set[str]:
         """Tables to copy again before streaming: asked for, new, interrupted, stale, or changed on the source in a
