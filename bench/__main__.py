@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from airflow_connectors.cdc.engine import _accel
 from bench import report, scenarios
 from bench.harness import Bench, say
 from bench.ours import EngineAlone, Ours, ThroughApi
@@ -48,6 +49,7 @@ def machine() -> dict[str, Any]:
         "memory_gb": memory,
         "python": platform.python_version(),
         "psycopg": psycopg.__version__,
+        "hot_path": _accel.ACTIVE.name,  # compiled (cython) or pure Python: which one the engine ran
     }
 
 

@@ -227,7 +227,7 @@ def write(results: dict[str, Any], out: Path, readme: Path | None = None) -> Non
         "## Machine",
         "",
         f"- {machine['platform']}; {machine['cpu']}, {machine['cores']} cores; {machine['memory_gb']:.0f} GB RAM",
-        f"- Python {machine['python']}; psycopg {machine['psycopg']}",
+        f"- Python {machine['python']}; psycopg {machine['psycopg']}; engine hot path: {machine.get('hot_path', '?')}",
         f"- Server settings (source and sink clusters): `{json.dumps(settings)}`",
         f"- Load average (1 min) at start {load['start']:.2f}, end {load['end']:.2f}; per scenario"
         f" `{json.dumps(load['scenarios'])}`. {results['load_note']}",
