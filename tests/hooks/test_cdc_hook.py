@@ -201,11 +201,17 @@ def test_run_states_are_the_services_own() -> None:
     assert {state for state, sync in SYNC_STATES.items() if sync is SyncState.RUNNING} == ACTIVE_STATES
 
 
-def test_lineage_names_the_connectors_databases(hook: CdcHook, runs: RunsClient) -> None:
+def test_lineage_names_the_connectors_databases(
+    hook: CdcHook, runs: RunsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     connector = hook.create_connector(body(runs))
     source = f"postgres://{runs.source['host']}:{runs.source['port']}"
+    # Where each table was written is the run's record (sink names are decided by the service, never re-derived).
+    recorded = {"sink_tables": {"public.t": {"target_schema": "replica", "table": "public_t_1a2b3c4d"}}}
+    monkeypatch.setattr(hook, "get_run", lambda connector_id, run_id: recorded)
 
-    inputs, outputs = hook.lineage_datasets(SyncRef("cdc_core", connector["id"], "r1"), ["public.t"])
+    inputs, outputs = hook.lineage_datasets(SyncRef("cdc_core", connector["id"], "r1"), ["public.t", "public.u"])
 
-    assert inputs == [(source, f"{runs.source['database']}.public.t")]
-    assert outputs == [(source, f"{runs.source['database']}.public.t")]
+    database = runs.source["database"]
+    assert inputs == [(source, f"{database}.public.t"), (source, f"{database}.public.u")]
+    assert outputs == [(source, f"{database}.replica.public_t_1a2b3c4d")]  # public.u: not mapped by the run
