@@ -19,12 +19,13 @@ from psycopg import pq, sql
 
 from airflow_connectors.cdc.engine.interface import SlotLostError, TransientEngineError
 from airflow_connectors.cdc.engine.pgoutput import int_to_lsn, lsn_to_int
-from airflow_connectors.cdc.engine.slot import RESYNC_REMEDY, replication_connection
+from airflow_connectors.cdc.engine.slot import RESYNC_REMEDY, exec_simple, replication_connection
 
 _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _XLOG = struct.Struct("!QQQ")
 _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQqB")
+STATUS_EVERY = 10.0  # seconds between status updates at most (as PostgreSQL's own wal_receiver_status_interval)
 STREAMING_SINCE = 140000  # server_version_num of the first release whose pgoutput streams transactions in progress
 SLOT_LOST_MARKERS = ("does not exist", "invalidated", "can no longer get changes", "has been invalidated")
 
@@ -65,6 +66,12 @@ class ReplicationStream:
         # Protocol 2 streams large transactions while they run (PostgreSQL 14+); older servers speak only 1.
         streaming = self.conn.info.server_version >= STREAMING_SINCE
         command = start_replication(slot, start_lsn, publication, binary=binary, streaming=streaming)
+        # Silent longer than wal_sender_timeout, a client is cut off: status updates go out at least 4 times as often,
+        # also while the stream is not read (a big transaction being applied).
+        rows = exec_simple(self.conn, "SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout'")
+        timeout_ms = int(rows[0][0] or 0) if rows else 0
+        self.status_every = min(STATUS_EVERY, timeout_ms / 4000) if timeout_ms > 0 else STATUS_EVERY
+        self.last_status = time.monotonic()
         pgconn = self.conn.pgconn
         pgconn.send_query(command.as_bytes(self.conn))
         result = pgconn.get_result()
@@ -118,7 +125,13 @@ class ReplicationStream:
             self.confirmed = lsn
             self.send_status()
 
+    def keep_alive(self) -> None:
+        """Tell the source we are alive if it has not heard from us for a while (cheap: call it at will)."""
+        if time.monotonic() - self.last_status >= self.status_every:
+            self.send_status()
+
     def send_status(self) -> None:
+        self.last_status = time.monotonic()
         now = int((time.time() - _EPOCH_2000) * 1_000_000)
         pgconn = self.conn.pgconn
         try:

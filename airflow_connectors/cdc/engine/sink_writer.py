@@ -20,12 +20,17 @@ from typing import TypeVar
 
 T = TypeVar("T")
 Job = Callable[[], object]
+WAIT_STEP = 0.5  # seconds
 DEPTH = 1  # jobs waiting at most: with the one being written and the one being built, three buffers in memory
 
 
 class SinkWriter:
-    def __init__(self, depth: int = DEPTH) -> None:
+    """``while_waiting`` is called about every :data:`WAIT_STEP` seconds while the caller waits for the writer (the
+    stream answers the source with it: a source that hears nothing for wal_sender_timeout closes the stream)."""
+
+    def __init__(self, depth: int = DEPTH, while_waiting: Callable[[], None] = lambda: None) -> None:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=depth)
+        self.while_waiting = while_waiting
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="cdc-sink-writer", daemon=True)
         self._thread.start()
@@ -50,7 +55,13 @@ class SinkWriter:
     def submit(self, job: Job) -> None:
         """Queue ``job`` after the ones before it (waits while the queue is full)."""
         self.check()
-        self._jobs.put(job)
+        while True:
+            try:
+                self._jobs.put(job, timeout=WAIT_STEP)
+                return
+            except queue.Full:
+                self.while_waiting()
+                self.check()
 
     def future(self, job: Callable[[], T]) -> Future[T]:
         """Queue ``job`` (a read from the sink) and return its future result: it waits only for the jobs before it,
@@ -67,9 +78,23 @@ class SinkWriter:
         self.submit(run)
         return future
 
+    def result(self, future: Future[T]) -> T:
+        """Wait for ``future`` (from :meth:`future`) and return its result."""
+        while True:
+            try:
+                return future.result(timeout=WAIT_STEP)
+            except TimeoutError:
+                self.while_waiting()
+
     def drain(self) -> None:
         """Wait until every job given so far is done; the caller may then use the sink connection itself."""
-        self._jobs.join()
+        done = self._jobs.all_tasks_done
+        while True:
+            with done:
+                if not self._jobs.unfinished_tasks:
+                    break
+                done.wait(WAIT_STEP)
+            self.while_waiting()
         self.check()
 
     def close(self) -> None:

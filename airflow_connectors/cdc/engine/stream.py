@@ -116,7 +116,8 @@ class _Stream:
         # Binary where every table allows it: values then go from the WAL to the sink without a text round trip.
         # Keyless tables are matched value by value in SQL, which the text form keeps simple.
         self.binary = options.binary_allowed and all(plan.binary_safe and plan.key for plan in plans.values())
-        self.writer = SinkWriter()  # the only user of the sink connection from here on
+        # The only user of the sink connection from here on; while the stream waits for it, the source hears from us.
+        self.writer = SinkWriter(while_waiting=lambda: self.stream.keep_alive())
         self.applier = Applier(self.sink, binary=self.binary, submit=self.writer.submit)
         self.streamed = StreamedTransactions(self.sink, self.writer)
         self.checkpoint = lsn_to_int(start_lsn)  # handed to the writer to commit
@@ -251,6 +252,7 @@ class _Stream:
                 for raw in self.streamed.commit(message.xid):
                     self.apply(decode(raw), message.commit_lsn, len(raw))
                     count += 1
+                    self.stream.keep_alive()  # nothing is read meanwhile: the source must still hear from us
                 self.reporter.log(f"transaction {message.xid} streamed while in progress: {count} messages applied")
                 if self.transaction_end(message.end_lsn):
                     return self.result(False)

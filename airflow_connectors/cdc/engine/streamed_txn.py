@@ -75,7 +75,7 @@ class StreamedTransactions:
         following = self.writer.future(partial(self._read, xid, 0)) if chunks else None
         for chunk in range(chunks):
             assert following is not None
-            data = following.result()
+            data = self.writer.result(following)
             # Read the next chunk while this one is applied: the writer is never left waiting for the stream.
             following = self.writer.future(partial(self._read, xid, chunk + 1)) if chunk + 1 < chunks else None
             for message in _unpack(data):

@@ -15,6 +15,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from airflow_connectors.cdc.engine import replication, streamed_txn
+from airflow_connectors.cdc.engine.interface import RunCancelled, RunMode
+from airflow_connectors.cdc.engine.naming import slot_name
 from tests.cdc.engine.conftest import Pair, RecordingReporter, checksum
 
 ROWS = 20_000  # about 1 MB of changes: a dozen blocks at 64kB
@@ -170,3 +172,38 @@ def test_protocol_1_still_carries_big_transactions(streaming: Pair, monkeypatch:
     result, reporter = streaming.run()
     assert not streamed(reporter)
     assert result.tables["public.big"].rows == ROWS and same(streaming)
+
+
+def test_a_slow_sink_does_not_let_the_walsender_time_out(streaming: Pair) -> None:
+    """Replaying a big transaction into a slow sink keeps the stream alive: status updates still go to the source
+    while nothing is read (the walsender ends a connection that is silent for wal_sender_timeout)."""
+    database = str(conninfo_to_dict(streaming.source)["dbname"])
+    streaming.on_source(
+        sql.SQL("ALTER DATABASE {} SET wal_sender_timeout = '2s'").format(sql.Identifier(database)).as_string()
+    )
+    with psycopg.connect(streaming.sink, autocommit=True) as sink:  # every statement on the replica takes 0.3 s
+        sink.execute(
+            "CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3);"
+            " RETURN NULL; END $$"
+        )
+        sink.execute(
+            "CREATE TRIGGER slow AFTER INSERT OR UPDATE OR DELETE ON replica.big FOR EACH STATEMENT"
+            " EXECUTE FUNCTION public.slow()"
+        )
+    streaming.on_source(f"INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i")
+
+    walsenders: set[int | None] = set()  # the source process serving our slot, each time we look
+
+    def all_applied() -> bool:
+        with psycopg.connect(streaming.source) as source:
+            row = source.execute(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot_name(streaming.connector.id),)
+            ).fetchone()
+            walsenders.add(row[0] if row else None)
+        with psycopg.connect(streaming.sink) as sink:
+            return sink.execute("SELECT count(*) FROM replica.big").fetchone() == (ROWS,)
+
+    with pytest.raises(RunCancelled):
+        streaming.run(RunMode.CONTINUOUS, should_stop=all_applied)
+    assert same(streaming)
+    assert len(walsenders) == 1 and None not in walsenders  # one walsender all along, never timed out
