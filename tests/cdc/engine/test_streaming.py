@@ -23,6 +23,12 @@ ROWS = 20_000  # about 1 MB of changes: a dozen blocks at 64kB
 
 
 @pytest.fixture
+def pair(versioned_pair: Pair) -> Pair:
+    """Every test here on PostgreSQL 18 and 15 (protocol 2 streaming exists since 14)."""
+    return versioned_pair
+
+
+@pytest.fixture
 def streaming(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> Pair:
     monkeypatch.setattr(streamed_txn, "CHUNK_BYTES", 50_000)  # many chunks staged in the sink, some kept in memory
     database = str(conninfo_to_dict(pair.source)["dbname"])
