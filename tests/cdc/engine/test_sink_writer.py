@@ -4,6 +4,7 @@ ahead, and a failing job stops the writer and surfaces in the stream's thread.""
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 
@@ -13,9 +14,13 @@ from airflow_connectors.cdc.engine.sink_writer import SinkWriter
 def test_jobs_run_in_order_on_one_other_thread() -> None:
     writer = SinkWriter()
     seen: list[tuple[int, int]] = []
+
+    def record(number: int) -> None:
+        seen.append((number, threading.get_ident()))
+
     try:
         for number in range(200):
-            writer.submit(lambda number=number: seen.append((number, threading.get_ident())))
+            writer.submit(partial(record, number))
 
         def count() -> int:
             return len(seen)
