@@ -54,8 +54,9 @@ async def get_conn(request: Request) -> AsyncIterator[psycopg.Connection[Any]]:
     # already been read whole by FastAPI's form parsing, which leaves no stream behind to read again.
     try:
         await request.body()
-    except RuntimeError:  # "Stream consumed": read by the form parser
-        pass
+    except RuntimeError as exc:  # read by the form parser; anything else is a fault to report
+        if str(exc) != "Stream consumed":
+            raise
     async with state_connection(request) as conn:
         yield conn
 

@@ -74,9 +74,9 @@ def test_the_first_requests_after_a_state_store_restart_succeed(
     service = start_cdc_service(restartable_store.conninfo("cdc_state"), workers=0)
     http = service.session()
     connector_id = create(service, http)["connector"]["id"]
-    with ThreadPoolExecutor(8) as pool:  # several pooled connections, all about to go stale
+    with ThreadPoolExecutor(16) as pool:  # fills the pool (10): every idle connection is about to go stale
         assert {
-            r.status_code for r in pool.map(lambda _: http.get(f"{service.api}/connectors", timeout=30), range(16))
+            r.status_code for r in pool.map(lambda _: http.get(f"{service.api}/connectors", timeout=30), range(64))
         } == {200}
     restartable_store.restart()
     http = service.session()  # uvicorn closed the idle keep-alive connections meanwhile
