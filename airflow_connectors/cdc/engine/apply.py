@@ -151,6 +151,14 @@ class Applier:
         if batch is not None:
             self.submit(partial(self.flush_table, batch))
 
+    def discard(self) -> None:
+        """Forget what is buffered and written: the sink transaction was rolled back (staging tables it created
+        too), with the writer idle."""
+        self.batches = {}
+        self.rows = self.bytes = 0
+        self._written = {}
+        self._staged.clear()
+
     def _flush_tables(self, batches: list[TableBatch]) -> None:
         for batch in batches:
             self.flush_table(batch)

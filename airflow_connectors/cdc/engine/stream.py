@@ -4,9 +4,12 @@ Exactly once: each sink transaction holds whole source transactions plus the che
 one); the slot is confirmed only after that commit; on restart, transactions that committed before the sink's
 checkpoint are skipped. A source transaction larger than the buffer is written into the still-open sink transaction
 in parts (bounded memory) and committed at its COMMIT. On PostgreSQL 14+ the source streams large transactions while
-they run; they are staged in the sink and applied at their Stream Commit like any other (``streamed_txn``). A
-catch-up run ends at its fence, a logical message written when the run started, so it finishes even on an idle
-source.
+they run. One that streams alone is applied as it arrives, into a sink transaction that commits at its Stream
+Commit (:class:`_Direct`): the sink keeps pace with the source instead of starting when it commits. Every streamed
+transaction is also spooled (``streamed_txn``); when another transaction interleaves, a subtransaction rolls back or
+the table's shape changes, the sink transaction is rolled back and the spool is applied at Stream Commit instead,
+like any other transaction. A catch-up run ends at its fence, a logical message written when the run started, so it
+finishes even on an idle source.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from airflow_connectors.cdc.engine.pgoutput import (
     Delete,
     Insert,
     Message,
+    Other,
     Relation,
     Row,
     StreamAbort,
@@ -51,6 +55,7 @@ from airflow_connectors.cdc.engine.pgoutput import (
     Update,
     int_to_lsn,
     lsn_to_int,
+    split_streamed,
 )
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.replication import ReplicationStream
@@ -64,6 +69,24 @@ IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffer
 STOP_CHECK_SECONDS = 0.1
 _OUTSIDE_XID = frozenset(b"EO")  # inside a stream block, Stream Stop and Origin carry no xid; all else is staged
 SKIP_ALL = 2**64  # skip_until of a table to be copied again: none of its changes matter any more
+
+
+class _NotDirect(Exception):
+    """The transaction being applied as it arrives cannot go on that way (see :meth:`_Stream.apply_relation`)."""
+
+
+@dataclass
+class _Direct:
+    """A streamed transaction applied as it arrives, in the open sink transaction, and what to restore if that
+    sink transaction is rolled back."""
+
+    xid: int
+    tx_lsn: int  # stands in for its commit LSN (unknown yet) in skip decisions: see ``_Stream.may_apply_directly``
+    applied_rows: int
+    relations: dict[int, tuple[TablePlan, Callable[[Row], Row]]]
+    pending: dict[int, Relation]
+    names: dict[int, str]
+    messages: int = 0
 
 
 @dataclass
@@ -119,7 +142,8 @@ class _Stream:
         # The only user of the sink connection from here on; while the stream waits for it, the source hears from us.
         self.writer = SinkWriter(while_waiting=lambda: self.stream.keep_alive())
         self.applier = Applier(self.sink, binary=self.binary, submit=self.writer.submit)
-        self.streamed = StreamedTransactions(self.sink, self.writer)
+        self.streamed = StreamedTransactions()
+        self.direct: _Direct | None = None
         self.checkpoint = lsn_to_int(start_lsn)  # handed to the writer to commit
         self.committed = self.checkpoint  # committed in the sink (set by the writer's thread)
         self.stream = ReplicationStream(
@@ -142,6 +166,7 @@ class _Stream:
 
     def close(self) -> None:
         self.writer.close()
+        self.streamed.close()
         self.stream.close()
         self.sink.close()
         self.source.close()
@@ -201,6 +226,7 @@ class _Stream:
             if time.monotonic() >= self.next_stop_check:  # not per message: a stop check may cost microseconds
                 self.next_stop_check = time.monotonic() + STOP_CHECK_SECONDS
                 if self.should_stop():
+                    self.leave_direct()
                     if self.pending_end is not None:
                         self.commit(self.pending_end)
                     self.finish()
@@ -215,9 +241,13 @@ class _Stream:
                 continue
             data = item[1]
             if block_xid is not None and data[0] not in _OUTSIDE_XID:
-                self.streamed.add(block_xid, data)  # staged undecoded: it may still be rolled back
+                self.streamed.add(block_xid, data)  # spooled undecoded: it may still be rolled back
+                if self.direct is not None and self.direct.xid == block_xid:
+                    self.apply_direct(data)
                 continue
             message = decode(data)
+            if self.direct is not None and not self.direct_goes_on(message):
+                self.leave_direct()
             if isinstance(message, Begin):
                 tx_lsn = message.final_lsn
                 if self.stop_before is not None and tx_lsn >= self.stop_before:
@@ -236,11 +266,24 @@ class _Stream:
             elif isinstance(message, StreamStart):
                 block_xid = message.xid
                 self.streamed.start(message.xid, message.first_segment)
+                if message.first_segment and self.may_apply_directly():
+                    self.enter_direct(message.xid)
             elif isinstance(message, StreamStop):
                 block_xid = None
             elif isinstance(message, StreamAbort):
+                self.leave_direct()  # rolled back whole, or a subtransaction: the spool knows which changes remain
                 self.streamed.abort(message.xid, message.subxid)
             elif isinstance(message, StreamCommit):
+                if self.direct is not None and message.commit_lsn >= self.checkpoint:
+                    self.streamed.discard(message.xid)
+                    count, self.direct = self.direct.messages, None
+                    self.reporter.log(
+                        f"transaction {message.xid} streamed while in progress: {count} messages applied as they came"
+                    )
+                    if self.transaction_end(message.end_lsn):
+                        return self.result(False)
+                    continue
+                self.leave_direct()
                 if self.stop_before is not None and message.commit_lsn >= self.stop_before:
                     if self.pending_end is not None:  # commits arrive in commit order: nothing older is left
                         self.commit(self.pending_end)
@@ -262,6 +305,54 @@ class _Stream:
                         self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
                         self.finish()
                         return self.result(True)
+
+    # -- a streamed transaction applied as it arrives -----------------------------------------------------------
+    def may_apply_directly(self) -> bool:
+        """Only a transaction streaming alone, and only where its commit LSN cannot change what is skipped: any
+        commit LSN at or after the checkpoint (an older one is rolled back at Stream Commit) must decide alike for
+        every table copied again (``skip_until``). Not while verifying (``stop_before`` decides at commit)."""
+        return (
+            self.direct is None
+            and self.stop_before is None
+            and len(self.streamed) == 1
+            and all(lsn == SKIP_ALL or lsn <= self.checkpoint for lsn in self.skip_until.values())
+        )
+
+    def enter_direct(self, xid: int) -> None:
+        if self.pending_end is not None:  # whole transactions first: the sink transaction is the streamed one's alone
+            self.commit(self.pending_end)
+        self.direct = _Direct(
+            xid, self.checkpoint, self.applied_rows, dict(self.relations), dict(self.pending), dict(self.names)
+        )
+
+    def direct_goes_on(self, message: Decoded) -> bool:
+        """Whether ``message`` (outside a stream block's changes) leaves the transaction applied as it arrives."""
+        assert self.direct is not None
+        if isinstance(message, (StreamStop, Other)):
+            return True
+        return isinstance(message, (StreamStart, StreamCommit)) and message.xid == self.direct.xid
+
+    def apply_direct(self, data: bytes) -> None:
+        assert self.direct is not None
+        raw = split_streamed(data)[1]
+        try:
+            self.apply(decode(raw), self.direct.tx_lsn, len(raw))
+        except _NotDirect:
+            self.leave_direct()
+            return
+        self.direct.messages += 1
+
+    def leave_direct(self) -> None:
+        """Roll back what the transaction applied as it arrived: its spool is applied at its Stream Commit."""
+        direct, self.direct = self.direct, None
+        if direct is None:
+            return
+        self.writer.drain()
+        self.sink.rollback()
+        self.applier.discard()
+        self.applied_rows = direct.applied_rows
+        self.relations, self.pending, self.names = direct.relations, direct.pending, direct.names
+        self.reporter.log(f"transaction {direct.xid}: applying it once it commits, from its spool")
 
     def apply(self, message: Decoded, tx_lsn: int, size: int) -> None:
         """A message inside a source transaction that commits at ``tx_lsn``."""
@@ -310,6 +401,8 @@ class _Stream:
         if same_shape(new_plan, plan):
             new_plan = plan
         else:
+            if self.direct is not None:  # drift commits in the sink: not inside a transaction that may roll back
+                raise _NotDirect
             if self.binary and not new_plan.key:
                 raise TransientEngineError(f"{name}: the table lost its key; streaming again in text format")
             self.applier.write_table(name)  # changes of the old shape go first
