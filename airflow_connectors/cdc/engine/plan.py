@@ -41,7 +41,7 @@ class TablePlan:
     binary_safe: bool  # binary COPY would embed no type oid the sink may not share
     generated: tuple[GeneratedColumn, ...] = ()  # computed by the sink, never copied nor streamed
 
-    @property
+    @cached_property
     def name(self) -> str:
         return f"{self.source_schema}.{self.source_table}"
 

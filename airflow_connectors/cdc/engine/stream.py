@@ -83,7 +83,7 @@ class _Direct:
     xid: int
     tx_lsn: int  # stands in for its commit LSN (unknown yet) in skip decisions: see ``_Stream.may_apply_directly``
     applied_rows: int
-    relations: dict[int, tuple[TablePlan, Callable[[Row], Row]]]
+    relations: dict[int, tuple[TablePlan, Callable[[Row], Row] | None]]
     pending: dict[int, Relation]
     names: dict[int, str]
     messages: int = 0
@@ -150,7 +150,7 @@ class _Stream:
             source_conninfo, options.slot_name, options.publication, start_lsn, binary=self.binary
         )
         reporter.log(f"streaming from {start_lsn} in pgoutput {'binary' if self.binary else 'text'} format")
-        self.relations: dict[int, tuple[TablePlan, Callable[[Row], Row]]] = {}
+        self.relations: dict[int, tuple[TablePlan, Callable[[Row], Row] | None]] = {}  # None: rows map as they are
         # A Relation message is applied with the first change after it (``change``), in commit order.
         self.pending: dict[int, Relation] = {}
         self.names: dict[int, str] = {}  # relation id -> table
@@ -222,9 +222,11 @@ class _Stream:
         tx_lsn = 0
         block_xid: int | None = None  # inside a stream block of this transaction
         while True:
-            self.confirm()
+            if self.committed > self.stream.confirmed or self.writer.error is not None:
+                self.confirm()
             if time.monotonic() >= self.next_stop_check:  # not per message: a stop check may cost microseconds
                 self.next_stop_check = time.monotonic() + STOP_CHECK_SECONDS
+                self.health()
                 if self.should_stop():
                     self.leave_direct()
                     if self.pending_end is not None:
@@ -234,7 +236,6 @@ class _Stream:
             # With whole transactions waiting, a quiet moment is the time to commit them: lag stays low.
             idle_wait = IDLE_COMMIT_SECONDS if self.pending_end is not None else 1.0
             item = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, idle_wait))
-            self.health()
             if item is None:
                 if self.pending_end is not None:
                     self.commit(self.pending_end)
@@ -418,9 +419,7 @@ class _Stream:
             self.plans[name], self.facts[name], new_plan = moved.plan, moved.facts, moved.plan
         names = [column for column, _, _, _ in message.columns]
         mapping = [names.index(column.name) for column in new_plan.columns]
-        pick = operator.itemgetter(*mapping)
-        # itemgetter of one index returns the value, not a 1-tuple
-        self.relations[message.relid] = (new_plan, pick if len(mapping) > 1 else (lambda values: (pick(values),)))
+        self.relations[message.relid] = (new_plan, _row_mapping(mapping, len(names)))
 
     def change(self, message: Insert | Update | Delete, tx_lsn: int, size: int) -> None:
         name = self.names.get(message.relid)
@@ -435,16 +434,28 @@ class _Stream:
         plan, row = mapped
 
         # A key-only old tuple ('K') has every column, nulls outside the key: it maps like a full one.
-        if isinstance(message, Insert):
-            self.applier.insert(plan, row(message.new), size)
-        elif isinstance(message, Update):
-            self.applier.update(plan, row(message.old) if message.old is not None else None, row(message.new), size)
+        if isinstance(message, Update):
+            old, new = message.old, message.new
+            if row is not None:
+                old, new = (row(old) if old is not None else None), row(new)
+            self.applier.update(plan, old, new, size)
+        elif isinstance(message, Insert):
+            self.applier.insert(plan, message.new if row is None else row(message.new), size)
         else:
-            self.applier.delete(plan, row(message.old), size)
+            self.applier.delete(plan, message.old if row is None else row(message.old), size)
         self.applied_rows += 1
         if self.applier.rows >= self.buffer.max_rows or self.applier.bytes >= self.buffer.max_bytes:
             # A large source transaction: write this part now, inside the sink transaction still open.
             self.applier.write_pending()
+
+
+def _row_mapping(mapping: list[int], width: int) -> Callable[[Row], Row] | None:
+    """Picks a sink row's values out of a Relation's row; None when they are the same (the usual case: no copy)."""
+    if mapping == list(range(width)):
+        return None
+    pick = operator.itemgetter(*mapping)
+    # itemgetter of one index returns the value, not a 1-tuple
+    return pick if len(mapping) > 1 else (lambda values: (pick(values),))
 
 
 def stream_changes(options: StreamOptions) -> StreamResult:

@@ -23,6 +23,7 @@ from typing import IO
 from airflow_connectors.cdc.engine.pgoutput import split_streamed, streamed_xid
 
 READ_BYTES = 1 << 20  # read back in blocks of this size
+WRITE_BYTES = 1 << 20  # messages gathered in memory per open transaction before they are written to its spool
 _LENGTH = struct.Struct("!I")
 # Relation and Type messages describe a table, they change nothing: one sent inside a subtransaction that is then
 # rolled back still describes the rows that follow (the walsender sends a schema once per streamed transaction).
@@ -34,6 +35,8 @@ class StreamedTransactions:
 
     def __init__(self) -> None:
         self.spools: dict[int, IO[bytes]] = {}  # xid -> its messages so far, length-prefixed
+        self.unwritten: dict[int, list[bytes]] = {}  # xid -> length prefixes and messages not in its spool yet
+        self.unwritten_bytes: dict[int, int] = {}
         self.aborted: dict[int, set[int]] = {}  # xid -> its subtransactions rolled back
 
     def __contains__(self, xid: int) -> bool:
@@ -47,12 +50,20 @@ class StreamedTransactions:
             self.discard(xid)  # a transaction sent again from its beginning
         if xid not in self.spools:
             self.spools[xid] = tempfile.TemporaryFile(prefix="cdc-streamed-")
+            self.unwritten[xid], self.unwritten_bytes[xid] = [], 0
 
     def add(self, xid: int, message: bytes) -> None:
         """A message of the stream block of ``xid``, as received (its own xid still inside)."""
-        spool = self.spools[xid]
-        spool.write(_LENGTH.pack(len(message)))
-        spool.write(message)
+        unwritten = self.unwritten[xid]
+        unwritten.append(_LENGTH.pack(len(message)))
+        unwritten.append(message)
+        size = self.unwritten_bytes[xid] = self.unwritten_bytes[xid] + len(message)
+        if size >= WRITE_BYTES:
+            self._write(xid)
+
+    def _write(self, xid: int) -> None:
+        self.spools[xid].write(b"".join(self.unwritten[xid]))
+        self.unwritten[xid], self.unwritten_bytes[xid] = [], 0
 
     def abort(self, xid: int, subxid: int) -> None:
         if subxid == xid:
@@ -67,6 +78,7 @@ class StreamedTransactions:
             return
         aborted = self.aborted.get(xid, set())
         try:
+            self._write(xid)
             spool.seek(0)
             for message in _unpack(spool):
                 if not _dropped(message, aborted):
@@ -76,6 +88,8 @@ class StreamedTransactions:
 
     def discard(self, xid: int) -> None:
         self.aborted.pop(xid, None)
+        self.unwritten.pop(xid, None)
+        self.unwritten_bytes.pop(xid, None)
         spool = self.spools.pop(xid, None)
         if spool is not None:
             spool.close()

@@ -31,6 +31,7 @@ def pair(versioned_pair: Pair) -> Pair:
 @pytest.fixture
 def streaming(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> Pair:
     monkeypatch.setattr(streamed_txn, "READ_BYTES", 4096)  # spools read back in small blocks: messages span them
+    monkeypatch.setattr(streamed_txn, "WRITE_BYTES", 20_000)  # and written in many parts
     database = str(conninfo_to_dict(pair.source)["dbname"])
     pair.on_source(
         sql.SQL("ALTER DATABASE {} SET logical_decoding_work_mem = '64kB'").format(sql.Identifier(database)).as_string()
