@@ -27,6 +27,10 @@ _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQqB")
 STATUS_EVERY = 10.0  # seconds between status updates at most (as PostgreSQL's own wal_receiver_status_interval)
 STREAMING_SINCE = 140000  # server_version_num of the first release whose pgoutput streams transactions in progress
+# A walsender streams a transaction in progress once its decoded changes outgrow logical_decoding_work_mem (64MB by
+# default): ours asks for blocks this size, so a big transaction reaches the sink (and is applied, see ``stream``)
+# while it runs instead of in a few large bursts, the last one after its COMMIT. Never raised above the server's.
+STREAM_WORK_MEM_KB = 4096
 SLOT_LOST_MARKERS = ("does not exist", "invalidated", "can no longer get changes", "has been invalidated")
 
 
@@ -57,6 +61,14 @@ def start_replication(
     )
 
 
+def stream_sooner(conn: psycopg.Connection[Any]) -> None:
+    """This walsender's logical_decoding_work_mem at most :data:`STREAM_WORK_MEM_KB` (a session setting)."""
+    rows = exec_simple(conn, "SELECT setting::int FROM pg_settings WHERE name = 'logical_decoding_work_mem'")
+    if rows and rows[0][0] is not None and int(rows[0][0]) > STREAM_WORK_MEM_KB:
+        setting = sql.SQL("SET logical_decoding_work_mem = {}").format(sql.Literal(f"{STREAM_WORK_MEM_KB}kB"))
+        exec_simple(conn, setting.as_string(conn))
+
+
 class ReplicationStream:
     def __init__(self, conninfo: str, slot: str, publication: str, start_lsn: str, *, binary: bool) -> None:
         try:
@@ -65,6 +77,8 @@ class ReplicationStream:
             raise TransientEngineError(f"cannot open a replication connection to the source: {exc}") from None
         # Protocol 2 streams large transactions while they run (PostgreSQL 14+); older servers speak only 1.
         streaming = self.conn.info.server_version >= STREAMING_SINCE
+        if streaming:
+            stream_sooner(self.conn)
         command = start_replication(slot, start_lsn, publication, binary=binary, streaming=streaming)
         # Silent longer than wal_sender_timeout, a client is cut off: status updates go out at least 4 times as often,
         # also while the stream is not read (a big transaction being applied).

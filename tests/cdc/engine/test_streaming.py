@@ -17,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 from airflow_connectors.cdc.engine import replication, streamed_txn
 from airflow_connectors.cdc.engine.interface import RunCancelled, RunMode
 from airflow_connectors.cdc.engine.naming import slot_name
+from airflow_connectors.cdc.engine.slot import exec_simple, replication_connection
 from tests.cdc.engine.conftest import Pair, RecordingReporter, checksum
 
 ROWS = 20_000  # about 1 MB of changes: a dozen blocks at 64kB
@@ -247,3 +248,18 @@ def test_a_slow_sink_does_not_let_the_walsender_time_out(streaming: Pair) -> Non
         streaming.run(RunMode.CONTINUOUS, should_stop=all_applied)
     assert same(streaming)
     assert len(walsenders) == 1 and None not in walsenders  # one walsender all along, never timed out
+
+
+def test_the_walsender_streams_in_blocks_of_at_most_4mb(pair: Pair) -> None:
+    """Lowered for our walsender alone (the server's 64MB default would send a big transaction in a few bursts, the
+    last after its COMMIT), and never raised above a lower setting of the server's."""
+    with replication_connection(pair.source) as conn:
+        replication.stream_sooner(conn)
+        assert exec_simple(conn, "SHOW logical_decoding_work_mem") == [("4MB",)]
+    database = str(conninfo_to_dict(pair.source)["dbname"])
+    pair.on_source(
+        sql.SQL("ALTER DATABASE {} SET logical_decoding_work_mem = '1MB'").format(sql.Identifier(database)).as_string()
+    )
+    with replication_connection(pair.source) as conn:
+        replication.stream_sooner(conn)
+        assert exec_simple(conn, "SHOW logical_decoding_work_mem") == [("1MB",)]
