@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
+from airflow_connectors.cdc.engine.interface import TransientEngineError
 from airflow_connectors.cdc.engine.pgoutput import split_streamed, streamed_xid
 
 READ_BYTES = 1 << 20  # read back in blocks of this size
@@ -49,7 +50,10 @@ class StreamedTransactions:
         if first_segment:
             self.discard(xid)  # a transaction sent again from its beginning
         if xid not in self.spools:
-            self.spools[xid] = tempfile.TemporaryFile(prefix="cdc-streamed-")
+            try:
+                self.spools[xid] = tempfile.TemporaryFile(prefix="cdc-streamed-")
+            except OSError as exc:
+                raise _spool_error(exc) from None
             self.unwritten[xid], self.unwritten_bytes[xid] = [], 0
 
     def add(self, xid: int, message: bytes) -> None:
@@ -62,7 +66,10 @@ class StreamedTransactions:
             self._write(xid)
 
     def _write(self, xid: int) -> None:
-        self.spools[xid].write(b"".join(self.unwritten[xid]))
+        try:
+            self.spools[xid].write(b"".join(self.unwritten[xid]))
+        except OSError as exc:
+            raise _spool_error(exc) from None
         self.unwritten[xid], self.unwritten_bytes[xid] = [], 0
 
     def abort(self, xid: int, subxid: int) -> None:
@@ -97,6 +104,13 @@ class StreamedTransactions:
     def close(self) -> None:
         for xid in list(self.spools):
             self.discard(xid)
+
+
+def _spool_error(exc: OSError) -> TransientEngineError:
+    return TransientEngineError(
+        f"cannot spool a transaction streamed while in progress to {tempfile.gettempdir()}: {exc.strerror or exc};"
+        " give that directory room for the largest transaction in flight, or point TMPDIR elsewhere"
+    )
 
 
 def _dropped(message: bytes, aborted: set[int]) -> bool:

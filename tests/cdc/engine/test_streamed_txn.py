@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import struct
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from airflow_connectors.cdc.engine import streamed_txn
+from airflow_connectors.cdc.engine.interface import TransientEngineError
 from airflow_connectors.cdc.engine.streamed_txn import StreamedTransactions
 
 
@@ -47,3 +50,12 @@ def test_an_aborted_transaction_and_one_sent_again_leave_nothing_behind() -> Non
     assert list(spools.commit(7)) == [b"Isecond"]
     assert list(spools.commit(8)) == []
     spools.close()
+
+
+def test_a_spool_directory_that_cannot_be_written_is_a_transient_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "gone"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    with pytest.raises(TransientEngineError, match=f"{missing}.*TMPDIR"):
+        StreamedTransactions().start(1, first_segment=True)
