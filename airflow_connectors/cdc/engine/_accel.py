@@ -20,6 +20,7 @@ from airflow_connectors.cdc.engine import copy_format, pgoutput, plan
 class HotPath:
     name: str
     decode: Callable[[bytes], pgoutput.Decoded]
+    decode_streamed: Callable[[bytes], pgoutput.Decoded]
     binary_line: Callable[[str, pgoutput.Row, bytes], bytes]
     copy_line: Callable[[tuple[pgoutput.Value, ...] | list[pgoutput.Value]], bytes]
     staged_text_line: Callable[[str, pgoutput.Row, bytes], bytes]
@@ -29,6 +30,7 @@ class HotPath:
 PURE = HotPath(
     "python",
     pgoutput.decode,
+    pgoutput.decode_streamed,
     copy_format.binary_line,
     copy_format.copy_line,
     copy_format.staged_text_line,
@@ -42,6 +44,7 @@ else:
     COMPILED = HotPath(
         "cython",
         _speedups.decode,
+        _speedups.decode_streamed,
         _speedups.binary_line,
         _speedups.copy_line,
         _speedups.staged_text_line,
@@ -52,6 +55,7 @@ FORCED_PURE = os.environ.get("CDC_PURE_PYTHON", "") not in ("", "0")
 ACTIVE = PURE if FORCED_PURE or COMPILED is None else COMPILED
 
 decode = ACTIVE.decode
+decode_streamed = ACTIVE.decode_streamed
 binary_line = ACTIVE.binary_line
 copy_line = ACTIVE.copy_line
 staged_text_line = ACTIVE.staged_text_line

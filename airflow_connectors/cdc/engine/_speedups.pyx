@@ -21,6 +21,7 @@ cdef object _Insert = pgoutput.Insert
 cdef object _Update = pgoutput.Update
 cdef object _Delete = pgoutput.Delete
 cdef object _pure_decode = pgoutput.decode
+cdef object _pure_decode_streamed = pgoutput.decode_streamed
 
 
 # -- decoding -------------------------------------------------------------------------------------------------------
@@ -69,17 +70,15 @@ cdef tuple _tuple(const unsigned char* data, Py_ssize_t size, Py_ssize_t* at):
     return row
 
 
-def decode(buf):
-    """``pgoutput.decode``, with Insert / Update / Delete decoded here."""
-    if type(buf) is not bytes:
-        return _pure_decode(buf)
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(buf)
-    cdef const unsigned char* data = <const unsigned char*>PyBytes_AS_STRING(buf)
+cdef object _change(const unsigned char* data, Py_ssize_t size, Py_ssize_t skip):
+    """An Insert / Update / Delete whose relid starts ``skip`` bytes after the kind byte; None for other kinds."""
     cdef Py_ssize_t pos
     cdef unsigned char kind
-    if size < 6:
-        return _pure_decode(buf)
+    if size < 6 + skip:
+        return None
     kind = data[0]
+    data += skip  # from here on, offsets are those of protocol 1
+    size -= skip
     relid = _u32(data + 1)
     if kind == 0x49:  # 'I': relid, 'N', new tuple
         pos = 6
@@ -97,7 +96,23 @@ def decode(buf):
     if kind == 0x44:  # 'D': relid, 'K'/'O', old tuple
         pos = 6
         return _Delete(relid, _tuple(data, size, &pos), data[5] == 0x4B)
-    return _pure_decode(buf)
+    return None
+
+
+def decode(buf):
+    """``pgoutput.decode``, with Insert / Update / Delete decoded here."""
+    if type(buf) is not bytes:
+        return _pure_decode(buf)
+    change = _change(<const unsigned char*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf), 0)
+    return _pure_decode(buf) if change is None else change
+
+
+def decode_streamed(buf):
+    """``pgoutput.decode_streamed``: the message read in place, past its xid (no copy of it without)."""
+    if type(buf) is not bytes:
+        return _pure_decode_streamed(buf)
+    change = _change(<const unsigned char*>PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf), 4)
+    return _pure_decode_streamed(buf) if change is None else change
 
 
 # -- COPY lines -----------------------------------------------------------------------------------------------------

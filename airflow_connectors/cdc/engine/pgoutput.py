@@ -179,6 +179,11 @@ def split_streamed(buf: bytes) -> tuple[int, bytes]:
     return streamed_xid(buf), buf[:1] + buf[5:]
 
 
+def decode_streamed(buf: bytes) -> Decoded:
+    """A message sent inside a stream block, decoded as its protocol 1 form."""
+    return decode(split_streamed(buf)[1])
+
+
 def decode(buf: bytes) -> Decoded:
     """One pgoutput message (the payload of an XLogData message)."""
     kind = buf[0:1]

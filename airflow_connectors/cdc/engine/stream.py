@@ -24,7 +24,7 @@ import psycopg
 
 from airflow_connectors.cdc.connectors.models import Buffer, Catalog, MigrationStrategy
 from airflow_connectors.cdc.engine import checkpoint
-from airflow_connectors.cdc.engine._accel import decode
+from airflow_connectors.cdc.engine._accel import decode, decode_streamed
 from airflow_connectors.cdc.engine.apply import Applier
 from airflow_connectors.cdc.engine.ddl_detect import TableFacts
 from airflow_connectors.cdc.engine.drift import Drift, relation_plan, same_shape
@@ -55,7 +55,6 @@ from airflow_connectors.cdc.engine.pgoutput import (
     Update,
     int_to_lsn,
     lsn_to_int,
-    split_streamed,
 )
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.replication import ReplicationStream
@@ -335,9 +334,8 @@ class _Stream:
 
     def apply_direct(self, data: bytes) -> None:
         assert self.direct is not None
-        raw = split_streamed(data)[1]
         try:
-            self.apply(decode(raw), self.direct.tx_lsn, len(raw))
+            self.apply(decode_streamed(data), self.direct.tx_lsn, len(data))
         except _NotDirect:
             self.leave_direct()
             return

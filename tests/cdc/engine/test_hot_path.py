@@ -66,6 +66,9 @@ def test_both_decoders_decode_a_change_alike(change: tuple[bytes, Insert | Updat
     message, expected = change
     assert _accel.PURE.decode(message) == expected
     assert compiled_hot_path().decode(message) == expected
+    streamed = message[:1] + struct.pack("!I", 4242) + message[1:]  # the same inside a stream block: xid after kind
+    assert _accel.PURE.decode_streamed(streamed) == expected
+    assert compiled_hot_path().decode_streamed(streamed) == expected
 
 
 @settings(max_examples=150, deadline=None)
@@ -80,6 +83,13 @@ def test_a_cut_message_is_refused_not_read_past(change: tuple[bytes, Insert | Up
         except ValueError:
             continue
         assert decoded == _accel.PURE.decode(message[:end])
+    streamed = message[:1] + struct.pack("!I", 4242) + message[1:]
+    for end in range(10, len(streamed)):
+        try:
+            decoded = compiled_hot_path().decode_streamed(streamed[:end])
+        except ValueError:
+            continue
+        assert decoded == _accel.PURE.decode_streamed(streamed[:end])
 
 
 @settings(max_examples=500, deadline=None)
