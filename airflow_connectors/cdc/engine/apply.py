@@ -208,6 +208,7 @@ class Applier:
                 chunk.append(COPY_BINARY_TRAILER)
             if chunk:
                 copy.write(b"".join(chunk))
+        self.sink.execute(apply_sql.PROBE_BY_KEY)
         for statement in apply_sql.keyed_apply(plan, stage, self.binary, self.sink.info.server_version):
             self.sink.execute(statement)
 

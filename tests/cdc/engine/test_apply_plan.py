@@ -1,0 +1,40 @@
+"""How the sink runs a batch: by probing the key index per staged row, never by hashing the whole sink table."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from psycopg import sql
+
+from airflow_connectors.cdc.engine import apply_sql
+from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
+from tests.cdc.engine.conftest import PgServer
+
+
+def test_a_batch_probes_the_key_index_of_a_large_sink_table(versioned_pg_server: PgServer) -> None:
+    database = f"t_plan_{uuid.uuid4().hex[:8]}"
+    dsn = versioned_pg_server.create_database(database)
+    columns = tuple(ColumnPlan(name, "bigint", "bigint", 20, name == "id") for name in ("id", "a"))
+    plan = TablePlan("public", "big", "public", "big", columns, ("id",), "d", "r", True)
+    stage = apply_sql.stage_name(plan, binary=True)
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("CREATE TABLE public.big (id bigint PRIMARY KEY, a bigint)")
+            conn.execute("INSERT INTO public.big SELECT i, i FROM generate_series(1, 300000) i")
+            conn.execute("ANALYZE public.big")
+            conn.execute(apply_sql.create_stage(plan, stage, binary=True))
+            conn.execute(
+                sql.SQL("INSERT INTO {} SELECT 'U', i, i + 1, false, false FROM generate_series(1, 50000) i").format(
+                    stage
+                )
+            )
+            conn.execute(apply_sql.PROBE_BY_KEY)  # without it: a hash of all 300,000 rows (the stage is never analyzed)
+            for statement in apply_sql.keyed_apply(plan, stage, True, conn.info.server_version):
+                explained = "\n".join(row[0] for row in conn.execute(sql.SQL("EXPLAIN {}").format(statement)))
+                assert "Index Scan using big_pkey" in explained or "Index Only Scan using big_pkey" in explained, (
+                    explained
+                )
+                assert "Hash" not in explained and "Seq Scan on big" not in explained, explained
+    finally:
+        versioned_pg_server.drop_database(database)
