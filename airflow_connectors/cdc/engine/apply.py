@@ -26,7 +26,7 @@ from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.sink_writer import Job
 
 
-def _now(job: Job) -> None:
+def _now(job: Job, rows: int = 0) -> None:
     job()
 
 
@@ -56,11 +56,11 @@ class Applier:
     """
 
     def __init__(
-        self, sink: psycopg.Connection[Any], *, binary: bool = False, submit: Callable[[Job], None] | None = None
+        self, sink: psycopg.Connection[Any], *, binary: bool = False, submit: Callable[[Job, int], None] | None = None
     ) -> None:
         self.sink = sink
         self.binary = binary  # values are pgoutput binary (send format): staged with COPY BINARY, no casts
-        self.submit: Callable[[Job], None] = submit or _now
+        self.submit: Callable[[Job, int], None] = submit or _now  # (job, buffered changes it writes)
         self.batches: dict[str, TableBatch] = {}
         self.rows = 0  # buffered changes
         self.bytes = 0
@@ -72,7 +72,7 @@ class Applier:
         batch = self.batches.get(plan.name)
         if batch is None or batch.plan is not plan:
             if batch is not None:  # the plan changed (schema drift): apply what was buffered under the old one
-                self.submit(partial(self.flush_table, batch))
+                self.submit(partial(self.flush_table, batch), len(batch))
             batch = self.batches[plan.name] = TableBatch(plan)
         return batch
 
@@ -134,22 +134,23 @@ class Applier:
             if batch is not None:
                 batch.changes.clear()
                 batch.ordered.clear()
-            self.submit(partial(self.sink.execute, apply_sql.truncate(plan)))
+            self.submit(partial(self.sink.execute, apply_sql.truncate(plan)), 0)
 
     # -- writing -------------------------------------------------------------------------------------------------
     def write_pending(self) -> None:
         """Write every buffered change into the sink's open transaction (memory stays bounded in big transactions)."""
         batches = list(self.batches.values())
+        rows = self.rows
         self.batches = {}
         self.rows = self.bytes = 0
         if batches:
-            self.submit(partial(self._flush_tables, batches))
+            self.submit(partial(self._flush_tables, batches), rows)
 
     def write_table(self, name: str) -> None:
         """Write what is buffered for one table (before its shape changes)."""
         batch = self.batches.pop(name, None)
         if batch is not None:
-            self.submit(partial(self.flush_table, batch))
+            self.submit(partial(self.flush_table, batch), len(batch))
 
     def discard(self) -> None:
         """Forget what is buffered and written: the sink transaction was rolled back (staging tables it created

@@ -3,7 +3,10 @@
 The stream hands it jobs (write these batches, stage this chunk, commit with this checkpoint) through a bounded
 queue and goes back to reading and decoding; the jobs run one after the other on the sink connection, in the order
 they were given, so the sink sees exactly what a single thread would have done and a checkpoint still commits with
-the changes before it. The queue's bound keeps memory bounded: when the sink falls behind, the stream waits.
+the changes before it. Two bounds keep memory bounded: the queue's, in jobs, and ``max_rows``, in buffered changes
+handed over and not yet written (a full batch then waits for the previous one to be written, instead of queuing
+behind it: two batches in memory, the one written and the one built, not three). When the sink falls behind, the
+stream waits.
 
 Nothing else may use the sink connection meanwhile, except after :meth:`drain` (the writer is then idle until the
 next job). A job's exception stops the writer: every later job is dropped and the exception is raised again in the
@@ -16,6 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -28,8 +32,13 @@ class SinkWriter:
     """``while_waiting`` is called about every :data:`WAIT_STEP` seconds while the caller waits for the writer (the
     stream answers the source with it: a source that hears nothing for wal_sender_timeout closes the stream)."""
 
-    def __init__(self, depth: int = DEPTH, while_waiting: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, depth: int = DEPTH, while_waiting: Callable[[], None] = lambda: None, max_rows: int | None = None
+    ) -> None:
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=depth)
+        self.max_rows = max_rows
+        self._rows = 0  # changes in jobs submitted and not done
+        self._rows_done = threading.Condition()
         self.while_waiting = while_waiting
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="cdc-sink-writer", daemon=True)
@@ -52,9 +61,13 @@ class SinkWriter:
         if self.error is not None:
             raise self.error
 
-    def submit(self, job: Job) -> None:
-        """Queue ``job`` after the ones before it (waits while the queue is full)."""
+    def submit(self, job: Job, rows: int = 0) -> None:
+        """Queue ``job`` after the ones before it (waits while the queue is full); ``rows``: the buffered changes it
+        writes (waits while they would exceed ``max_rows`` on top of those not written yet)."""
         self.check()
+        if rows:
+            self._reserve(rows)
+            job = partial(self._counted, job, rows)
         while True:
             try:
                 self._jobs.put(job, timeout=WAIT_STEP)
@@ -62,6 +75,24 @@ class SinkWriter:
             except queue.Full:
                 self.while_waiting()
                 self.check()
+
+    def _reserve(self, rows: int) -> None:
+        while True:
+            with self._rows_done:
+                if not self._rows or self.max_rows is None or self._rows + rows <= self.max_rows:
+                    self._rows += rows
+                    return
+                self._rows_done.wait(WAIT_STEP)
+            self.while_waiting()
+            self.check()
+
+    def _counted(self, job: Job, rows: int) -> None:
+        try:
+            job()
+        finally:
+            with self._rows_done:
+                self._rows -= rows
+                self._rows_done.notify_all()
 
     def future(self, job: Callable[[], T]) -> Future[T]:
         """Queue ``job`` (a read from the sink) and return its future result: it waits only for the jobs before it,

@@ -139,7 +139,7 @@ class _Stream:
         # Keyless tables are matched value by value in SQL, which the text form keeps simple.
         self.binary = options.binary_allowed and all(plan.binary_safe and plan.key for plan in plans.values())
         # The only user of the sink connection from here on; while the stream waits for it, the source hears from us.
-        self.writer = SinkWriter(while_waiting=lambda: self.stream.keep_alive())
+        self.writer = SinkWriter(while_waiting=lambda: self.stream.keep_alive(), max_rows=self.buffer.max_rows)
         self.applier = Applier(self.sink, binary=self.binary, submit=self.writer.submit)
         self.streamed = StreamedTransactions()
         self.direct: _Direct | None = None

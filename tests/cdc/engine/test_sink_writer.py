@@ -54,6 +54,30 @@ def test_the_queue_is_bounded() -> None:
     writer.close()
 
 
+def test_a_full_batch_waits_for_the_one_being_written_and_small_ones_do_not() -> None:
+    """Two batches in memory at most (the one written, the one built), however deep the queue."""
+    writer = SinkWriter(depth=5, max_rows=100)
+    release = threading.Event()
+    handed: list[str] = []
+
+    def producer() -> None:
+        writer.submit(release.wait, rows=100)  # a full batch, being written
+        writer.submit(lambda: None)  # a commit: carries no changes, never waits for rows
+        handed.append("commit")
+        writer.submit(lambda: None, rows=100)  # the next full batch: waits for the first to be written
+        handed.append("second batch")
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    thread.join(timeout=0.5)
+    assert thread.is_alive() and handed == ["commit"]
+    release.set()
+    thread.join(timeout=10)
+    assert handed == ["commit", "second batch"]
+    writer.drain()
+    writer.close()
+
+
 def test_a_failed_read_fails_its_future_and_the_writer() -> None:
     writer = SinkWriter()
 
