@@ -13,6 +13,7 @@ from bench import report
 
 
 @pytest.mark.slow
+@pytest.mark.first
 def test_bench_measures_every_scenario_both_ways_and_writes_the_report(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "bench", "--rows", "2000", "--transactions", "200", "--repeat", "1"]
     subprocess.run(

@@ -12,6 +12,7 @@ from tests.ui.browser import require_browser
 
 @pytest.mark.slow
 @pytest.mark.airflow
+@pytest.mark.first
 def test_dag_list_and_trigger_form_render(tmp_path: Path) -> None:
     require_browser()
     from tests.ui.airflow_ui import screenshot

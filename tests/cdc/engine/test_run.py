@@ -57,7 +57,7 @@ def test_slot_dropped_by_someone_else_fails_with_the_remedy_and_resync_recovers(
     pair.run()
     pair.on_source(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-        " WHERE slot_name LIKE 'airflow_connectors_test%'"
+        " WHERE slot_name LIKE 'airflow_connectors_test%' AND database = current_database()"
     )
     with pytest.raises(SlotLostError, match="resync=true"):
         pair.run()

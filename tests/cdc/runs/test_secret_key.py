@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -68,7 +69,7 @@ def test_a_wrong_key_refuses_to_start_and_rotation_works(start_cdc_service: Call
 def test_a_run_meeting_an_undecryptable_secret_fails_cleanly(
     start_cdc_service: Callable[..., CdcService], pg_server: PgServer
 ) -> None:
-    state_dsn = pg_server.create_database("cdc_state_mixed_keys")
+    state_dsn = pg_server.create_database(f"cdc_state_mixed_keys_{uuid.uuid4().hex[:8]}")
     writer = start_cdc_service(state_dsn, workers=0, secret_key=_new_key())  # both start on an empty store
     runner = start_cdc_service(state_dsn, workers=1, secret_key=_new_key(), env={"CDC_LEASE_SECONDS": "2"})
     connector_id = create(writer, writer.session())["connector"]["id"]
