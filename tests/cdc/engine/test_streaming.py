@@ -215,6 +215,7 @@ def test_protocol_1_still_carries_big_transactions(streaming: Pair, monkeypatch:
     assert result.tables["public.big"].rows == ROWS and same(streaming)
 
 
+@pytest.mark.slow  # every statement on the replica takes 0.3 s
 def test_a_slow_sink_does_not_let_the_walsender_time_out(streaming: Pair) -> None:
     """Replaying a big transaction into a slow sink keeps the stream alive: status updates still go to the source
     while nothing is read (the walsender ends a connection that is silent for wal_sender_timeout)."""
