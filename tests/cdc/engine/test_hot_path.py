@@ -77,19 +77,15 @@ def test_a_cut_message_is_refused_not_read_past(change: tuple[bytes, Insert | Up
     """Every truncation of a change either fails with ValueError or is itself a whole message: never a crash or a
     value read from beyond the buffer."""
     message, _ = change
-    for end in range(6, len(message)):
-        try:
-            decoded = compiled_hot_path().decode(message[:end])
-        except ValueError:
-            continue
-        assert decoded == _accel.PURE.decode(message[:end])
     streamed = message[:1] + struct.pack("!I", 4242) + message[1:]
-    for end in range(10, len(streamed)):
-        try:
-            decoded = compiled_hot_path().decode_streamed(streamed[:end])
-        except ValueError:
-            continue
-        assert decoded == _accel.PURE.decode_streamed(streamed[:end])
+    for whole, first_end, name in ((message, 6, "decode"), (streamed, 10, "decode_streamed")):
+        compiled, pure = getattr(compiled_hot_path(), name), getattr(_accel.PURE, name)
+        for end in range(first_end, len(whole)):
+            try:
+                decoded = compiled(whole[:end])
+            except ValueError:
+                continue
+            assert decoded == pure(whole[:end])
 
 
 @settings(max_examples=500, deadline=None)
