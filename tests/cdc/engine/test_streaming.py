@@ -126,6 +126,30 @@ def test_a_catch_up_run_ending_inside_a_big_transaction_applies_none_of_it(strea
     assert same(streaming) and checksum(streaming.sink, "replica.big")[0] == ROWS
 
 
+def test_a_continuous_run_stopped_inside_a_big_transaction_applies_none_of_it(streaming: Pair) -> None:
+    """Stopped while a streamed transaction is being applied as it arrives (the engine's sink session holds an open
+    transaction that wrote): the stop rolls it back; once committed, the next run applies it whole."""
+    sink_database = str(conninfo_to_dict(streaming.sink)["dbname"])
+
+    def applying_as_it_arrives() -> bool:
+        with psycopg.connect(streaming.sink, autocommit=True) as sink:
+            row = sink.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_xid IS NOT NULL"
+                " AND pid <> pg_backend_pid()",
+                (sink_database,),
+            ).fetchone()
+        return bool(row and row[0])
+
+    with psycopg.connect(streaming.source) as big:
+        big.execute(f"INSERT INTO public.big SELECT i, md5(i::text), 0 FROM generate_series(1, {ROWS}) i")
+        with pytest.raises(RunCancelled):
+            streaming.run(RunMode.CONTINUOUS, should_stop=applying_as_it_arrives)
+        assert checksum(streaming.sink, "replica.big")[0] == 0
+        big.commit()
+    result, _ = streaming.run()
+    assert result.tables["public.big"].inserts == ROWS and same(streaming)
+
+
 def test_a_column_added_inside_a_big_transaction(streaming: Pair) -> None:
     """The table's shape changes in the middle of a streamed transaction: the sink's is changed (drift commits), so
     the transaction is not applied as it comes but from its spool, once committed, rows before and after alike."""
