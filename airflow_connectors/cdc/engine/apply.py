@@ -65,6 +65,7 @@ class Applier:
         self.rows = 0  # buffered changes
         self.bytes = 0
         self._staged: set[str] = set()
+        self._key_index: dict[TablePlan, bool] = {}  # whether the sink table has its key index (see PROBE_BY_KEY)
         self._written: dict[str, TableCounters] = {}  # counters of what was written since the last written()
 
     # -- buffering -----------------------------------------------------------------------------------------------
@@ -159,6 +160,7 @@ class Applier:
         self.rows = self.bytes = 0
         self._written = {}
         self._staged.clear()
+        self._key_index.clear()
 
     def _flush_tables(self, batches: list[TableBatch]) -> None:
         for batch in batches:
@@ -209,9 +211,20 @@ class Applier:
                 chunk.append(COPY_BINARY_TRAILER)
             if chunk:
                 copy.write(b"".join(chunk))
-        self.sink.execute(apply_sql.PROBE_BY_KEY)
+        if self._has_key_index(plan):
+            self.sink.execute(apply_sql.PROBE_BY_KEY)
         for statement in apply_sql.keyed_apply(plan, stage, self.binary, self.sink.info.server_version):
             self.sink.execute(statement)
+
+    def _has_key_index(self, plan: TablePlan) -> bool:
+        """Asked once per table and shape: the engine creates the key, but a sink table may have lost it."""
+        known = self._key_index.get(plan)
+        if known is None:
+            row = self.sink.execute(
+                apply_sql.KEY_INDEX_EXISTS, (plan.sink_schema, plan.sink_table, sorted(plan.key))
+            ).fetchone()
+            known = self._key_index[plan] = bool(row and row[0])
+        return known
 
     def _apply_unkeyed(self, batch: TableBatch) -> None:
         plan = batch.plan

@@ -38,3 +38,28 @@ def test_a_batch_probes_the_key_index_of_a_large_sink_table(versioned_pg_server:
                 assert "Hash" not in explained and "Seq Scan on big" not in explained, explained
     finally:
         versioned_pg_server.drop_database(database)
+
+
+def test_the_key_index_is_found_only_where_it_serves_the_key(versioned_pg_server: PgServer) -> None:
+    """Without it, PROBE_BY_KEY would leave a scan of the whole table per staged row: it is set only where it exists."""
+    database = f"t_key_{uuid.uuid4().hex[:8]}"
+    dsn = versioned_pg_server.create_database(database)
+
+    def found(key: list[str]) -> bool:
+        row = conn.execute(apply_sql.KEY_INDEX_EXISTS, ("public", "t", sorted(key))).fetchone()
+        return bool(row and row[0])
+
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE public.t (id bigint, a bigint, b text, CONSTRAINT t_key PRIMARY KEY (id, a))")
+            assert found(["id", "a"]) and not found(["id"]) and not found(["a"])
+            conn.execute("ALTER TABLE public.t DROP CONSTRAINT t_key")
+            assert not found(["id", "a"])  # the key dropped by hand: the planner chooses alone
+            conn.execute("CREATE UNIQUE INDEX ON public.t (id) WHERE b IS NOT NULL")
+            conn.execute("CREATE UNIQUE INDEX ON public.t (id, lower(b))")
+            conn.execute("CREATE INDEX ON public.t (a)")
+            assert not found(["id"]) and not found(["a"])  # partial, with an expression, not unique
+            conn.execute("CREATE UNIQUE INDEX ON public.t (a) INCLUDE (b)")
+            assert found(["a"])
+    finally:
+        versioned_pg_server.drop_database(database)
