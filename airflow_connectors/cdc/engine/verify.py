@@ -204,7 +204,7 @@ def _plan_chunks(conns: _Connections, plan: TablePlan, chunk_rows: int) -> _Tabl
         work.chunks = [Chunk(plan)]
     elif plan.key and _same_order_on_both_sides(source, plan):
         work.chunks = _range_chunks(source, plan, wanted, estimate)
-    else:
+    if len(work.chunks) <= wanted // 2:  # the block sample missed (a table of few pages): hash buckets instead
         work.chunks = [Chunk(plan, bucket=number, buckets=wanted) for number in range(wanted)]
     return work
 

@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from airflow_connectors.cdc.engine import execute_run
+from airflow_connectors.cdc.engine import execute_run, verify
 from airflow_connectors.cdc.engine.interface import EngineError, RunMode, RunRequest, RunResult, VerificationFailed
 from airflow_connectors.cdc.engine.naming import slot_name
 from airflow_connectors.cdc.engine.plan import TablePlan
@@ -188,7 +188,13 @@ def test_chunked_comparison_names_missing_extra_and_different_keys(pair: Pair) -
     assert [k.issue for k in loose.differing_keys] == ["missing_in_sink"] and loose.sink_rows == 999
 
 
-def test_a_partitioned_table_replicated_as_its_root_is_verified_across_partitions(pair: Pair) -> None:
+@pytest.mark.parametrize("sampled_per_chunk", [100, 0], ids=["ranges", "sample-missed"])
+def test_a_partitioned_table_replicated_as_its_root_is_verified_across_partitions(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, sampled_per_chunk: int
+) -> None:
+    """A table of few pages: the block sample for range bounds may find nothing (0: always), and then hash buckets
+    still split it into chunks."""
+    monkeypatch.setattr(verify, "_SAMPLE_PER_CHUNK", sampled_per_chunk)
     pair.on_source(
         "CREATE TABLE public.events (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)",
         "CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM (0) TO (500)",
