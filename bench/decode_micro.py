@@ -5,11 +5,11 @@ in binary format (one in ten ``c`` NULL, one in twenty ``e`` an unchanged TOASTe
 process per implementation (``CDC_PURE_PYTHON`` picks it, as in the engine), runs the engine's own code on them:
 
 - ``decode``: ``decode`` of every message;
-- ``decode+rows``: what the compiled path covers: ``decode``, the relation's column mapping, the key
-  (``row_key``) and the COPY BINARY staging line (``binary_line``) of every change;
+- ``decode+rows``: what the compiled path covers: ``decode``, the relation's column mapping, folding the change
+  into a batch by its key (``keyed_change``) and the COPY BINARY staging line (``binary_line``) of every change;
 - ``stream path``: what the stream does per change before the sink: ``decode``, the column mapping,
-  ``Applier.update`` (key, last change per key), and every 50,000 changes (the default batch) the staging line of
-  each buffered change, as ``Applier._apply_keyed`` builds them.
+  ``Applier.change`` (counters, last change per key), and every 50,000 changes (the default batch) the staging line
+  of each buffered change, as ``Applier._apply_keyed`` builds them.
 
 No database: this is the CPU the engine spends per change, the part the compiled path can change. Times are the
 process's CPU time (``time.process_time``), best of ``--repeat`` runs: on a shared 2-core machine wall time mostly
@@ -83,7 +83,7 @@ def stages(data: list[bytes]) -> dict[str, Callable[[], None]]:
         "r",
         True,
     )
-    decode, binary_line, row_key = _accel.decode, _accel.binary_line, _accel.row_key
+    decode, binary_line, keyed_change = _accel.decode, _accel.binary_line, _accel.keyed_change
     pick = operator.itemgetter(*range(len(columns)))  # the stream's column mapping (stream.relation)
     field_count = INT16.pack(1 + 2 * len(columns))
 
@@ -92,17 +92,20 @@ def stages(data: list[bytes]) -> dict[str, Callable[[], None]]:
             decode(message)
 
     def decode_and_rows() -> None:
+        changes: dict[Any, Any] = {}
         for message in data:
             row = pick(decode(message).new)  # type: ignore[union-attr]
-            row_key(plan, row)
+            keyed_change(changes, plan.key_positions, "U", None, row)
             binary_line("U", row, field_count)
+            if len(changes) >= BATCH:
+                changes.clear()
 
     def stream_path() -> None:
         applier = Applier(None, binary=True)  # type: ignore[arg-type]  # no sink: nothing is written
         lines = 0
         for message in data:
             change = decode(message)
-            applier.update(plan, None, pick(change.new), len(message))  # type: ignore[union-attr]
+            applier.change(plan, "U", None, pick(change.new), len(message))  # type: ignore[union-attr]
             if applier.rows >= BATCH:
                 batch = applier.batches[plan.name]
                 lines += len([binary_line(op, row, field_count) for op, row in batch.changes.values()])

@@ -1,7 +1,8 @@
 """Which implementation of the stream's hot path runs: compiled or pure Python, decided once, here.
 
-The hot path is decoding pgoutput changes and turning their rows into the sink's COPY lines and keys. Its
-reference is the pure-Python code where each function lives (``pgoutput``, ``copy_format``, ``plan``);
+The hot path is decoding pgoutput changes, folding them per key into a batch and turning its rows into the sink's
+COPY lines. Its reference is the pure-Python code where each function lives (``pgoutput``, ``last_change``,
+``copy_format``);
 ``_speedups`` is the same in Cython, built by ``setup.py`` when a C compiler is there at install (like psycopg's
 optional ``psycopg_c``). The compiled one is used when it was built, unless ``CDC_PURE_PYTHON`` is set to anything
 but ``0`` or empty, which is how the pure path is tested and how to rule the extension out.
@@ -13,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from airflow_connectors.cdc.engine import copy_format, pgoutput, plan
+from airflow_connectors.cdc.engine import copy_format, last_change, pgoutput
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class HotPath:
     binary_line: Callable[[str, pgoutput.Row, bytes], bytes]
     copy_line: Callable[[tuple[pgoutput.Value, ...] | list[pgoutput.Value]], bytes]
     staged_text_line: Callable[[str, pgoutput.Row, bytes], bytes]
-    row_key: Callable[[plan.TablePlan, pgoutput.Row], tuple[pgoutput.Value, ...]]
+    keyed_change: Callable[[last_change.Changes, tuple[int, ...], str, pgoutput.Row | None, pgoutput.Row | None], None]
 
 
 PURE = HotPath(
@@ -34,7 +35,7 @@ PURE = HotPath(
     copy_format.binary_line,
     copy_format.copy_line,
     copy_format.staged_text_line,
-    plan.row_key,
+    last_change.keyed_change,
 )
 try:
     from airflow_connectors.cdc.engine import _speedups
@@ -48,7 +49,7 @@ else:
         _speedups.binary_line,
         _speedups.copy_line,
         _speedups.staged_text_line,
-        _speedups.row_key,
+        _speedups.keyed_change,
     )
 
 FORCED_PURE = os.environ.get("CDC_PURE_PYTHON", "") not in ("", "0")
@@ -59,4 +60,4 @@ decode_streamed = ACTIVE.decode_streamed
 binary_line = ACTIVE.binary_line
 copy_line = ACTIVE.copy_line
 staged_text_line = ACTIVE.staged_text_line
-row_key = ACTIVE.row_key
+keyed_change = ACTIVE.keyed_change

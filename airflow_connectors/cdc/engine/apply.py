@@ -1,10 +1,11 @@
 """Apply decoded changes to the sink in batches: COPY into a staging table, then one statement per kind per table.
 
-Per batch and table only the last change of each key is applied (the final state is what matters, and the source
-transaction order is kept for every key). UPDATEs whose TOASTed columns arrive ``UNCHANGED`` keep the value the
-sink has, or the value an earlier change of the same batch gave, so no value is ever replaced by NULL and REPLICA
-IDENTITY FULL is not needed. Tables without a key (REPLICA IDENTITY FULL) are applied change by change, matching
-one row on its whole old value. Nothing here commits: the stream commits a batch together with its checkpoint.
+Per batch and table only the last change of each key is applied (``last_change``: the final state is what
+matters, and the source transaction order is kept for every key). UPDATEs whose TOASTed columns arrive ``UNCHANGED``
+keep the value the sink has, or the value an earlier change of the same batch gave, so no value is ever replaced by
+NULL and REPLICA IDENTITY FULL is not needed. Tables without a key (REPLICA IDENTITY FULL) are applied change by
+change, matching one row on its whole old value. Nothing here commits: the stream commits a batch together with its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.engine import apply_sql
-from airflow_connectors.cdc.engine._accel import binary_line, copy_line, row_key, staged_text_line
+from airflow_connectors.cdc.engine._accel import binary_line, copy_line, keyed_change, staged_text_line
 from airflow_connectors.cdc.engine.copy_format import COPY_BINARY_HEADER, COPY_BINARY_TRAILER, INT16
 from airflow_connectors.cdc.engine.interface import TableCounters
+from airflow_connectors.cdc.engine.last_change import Changes
 from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Row, Value
 from airflow_connectors.cdc.engine.plan import TablePlan
 from airflow_connectors.cdc.engine.sink_writer import Job
@@ -39,7 +41,7 @@ class TableBatch:
     """The changes of one table waiting in the current batch."""
 
     plan: TablePlan
-    changes: dict[tuple[Value, ...], tuple[str, Row]] = field(default_factory=dict)  # key -> (op, row), keyed tables
+    changes: Changes = field(default_factory=dict)  # key -> (op, row), keyed tables
     ordered: list[tuple[str, Row | None, Row | None]] = field(default_factory=list)  # (op, old, new), unkeyed tables
     counters: TableCounters = field(default_factory=TableCounters)
 
@@ -70,63 +72,34 @@ class Applier:
 
     # -- buffering -----------------------------------------------------------------------------------------------
     def _batch(self, plan: TablePlan) -> TableBatch:
+        """A new batch for ``plan``'s table; what was buffered under an older plan (schema drift) is applied first."""
         batch = self.batches.get(plan.name)
-        if batch is None or batch.plan is not plan:
-            if batch is not None:  # the plan changed (schema drift): apply what was buffered under the old one
-                self.submit(partial(self.flush_table, batch), len(batch))
-            batch = self.batches[plan.name] = TableBatch(plan)
+        if batch is not None:
+            self.submit(partial(self.flush_table, batch), len(batch))
+        batch = self.batches[plan.name] = TableBatch(plan)
         return batch
 
-    _key = staticmethod(row_key)
-
-    def _account(self, batch: TableBatch, size: int) -> None:
-        """``size``: the change's message size (counting it per value would cost more than it tells)."""
+    def change(self, plan: TablePlan, op: str, old: Row | None, new: Row | None, size: int = 0) -> None:
+        """Buffer one change: ``op`` I (``new``), U (``new``, and ``old`` when the source sent it) or D (``old``);
+        ``size`` is its message's size (counting it per value would cost more than it tells)."""
+        batch = self.batches.get(plan.name)
+        if batch is None or batch.plan is not plan:
+            batch = self._batch(plan)
+        if plan.key:
+            keyed_change(batch.changes, plan.key_positions, op, old, new)
+        else:
+            batch.ordered.append((op, old, new))
+        counters = batch.counters
+        if op == "U":
+            counters.updates += 1
+        elif op == "I":
+            counters.inserts += 1
+        else:
+            counters.deletes += 1
+        counters.rows += 1
+        counters.bytes += size
         self.rows += 1
         self.bytes += size
-        batch.counters.rows += 1
-        batch.counters.bytes += size
-
-    def insert(self, plan: TablePlan, row: Row, size: int = 0) -> None:
-        batch = self._batch(plan)
-        batch.counters.inserts += 1
-        if plan.key:
-            batch.changes[self._key(plan, row)] = ("I", row)
-        else:
-            batch.ordered.append(("I", None, row))
-        self._account(batch, size)
-
-    def update(self, plan: TablePlan, old: Row | None, new: Row, size: int = 0) -> None:
-        batch = self._batch(plan)
-        batch.counters.updates += 1
-        if not plan.key:
-            batch.ordered.append(("U", old, new))
-            self._account(batch, size)
-            return
-        key = self._key(plan, new)
-        if old is not None and any(value is not None for value in old):
-            old_key = self._key(plan, old)
-            if old_key != key:  # the key itself changed: the old row goes away
-                batch.changes.pop(old_key, None)
-                batch.changes[old_key] = ("D", old)
-        previous = batch.changes.get(key)
-        if previous is not None and previous[0] != "D" and UNCHANGED in new:
-            # An earlier change of this batch holds the current value of the unchanged TOASTed columns.
-            new = tuple(prev if value is UNCHANGED else value for value, prev in zip(new, previous[1], strict=True))
-        op = "I" if previous is not None and previous[0] == "I" else "U"
-        batch.changes.pop(key, None)  # re-insert: dict order is the order of each key's last change
-        batch.changes[key] = (op if UNCHANGED not in new else "U", new)
-        self._account(batch, size)
-
-    def delete(self, plan: TablePlan, old: Row, size: int = 0) -> None:
-        batch = self._batch(plan)
-        batch.counters.deletes += 1
-        if plan.key:
-            key = self._key(plan, old)
-            batch.changes.pop(key, None)
-            batch.changes[key] = ("D", old)
-        else:
-            batch.ordered.append(("D", old, None))
-        self._account(batch, size)
 
     def truncate(self, plans: list[TablePlan]) -> None:
         """TRUNCATE in order: what was buffered for those tables is obsolete, the sink tables are emptied now."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from airflow_connectors.cdc.engine.pgoutput import Row, Value
-
 
 @dataclass(frozen=True)
 class ColumnPlan:
@@ -53,8 +51,3 @@ class TablePlan:
     def key_positions(self) -> tuple[int, ...]:
         """Where the key columns sit in a row of this plan (computed once: it is used for every change)."""
         return tuple(self.column_names.index(name) for name in self.key)
-
-
-def row_key(plan: TablePlan, row: Row) -> tuple[Value, ...]:
-    """The values of ``plan``'s key columns in ``row``: what the applier matches changes of one row by."""
-    return tuple(row[i] for i in plan.key_positions)

@@ -22,9 +22,10 @@ from airflow_connectors.cdc.engine.pgoutput import int_to_lsn, lsn_to_int
 from airflow_connectors.cdc.engine.slot import RESYNC_REMEDY, exec_simple, replication_connection
 
 _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
-_XLOG = struct.Struct("!QQQ")
+_XLOG_END = struct.Struct("!Q")  # XLogData: start, end, send time; then the payload at byte 25
 _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQqB")
+READ_AT_MOST, READ_AT_MOST_BYTES = 1000, 1 << 20  # per read (messages, bytes): a stop is checked between reads
 STATUS_EVERY = 10.0  # seconds between status updates at most (as PostgreSQL's own wal_receiver_status_interval)
 STREAMING_SINCE = 140000  # server_version_num of the first release whose pgoutput streams transactions in progress
 # A walsender streams a transaction in progress once its decoded changes outgrow logical_decoding_work_mem (64MB by
@@ -96,9 +97,13 @@ class ReplicationStream:
         self.confirmed = lsn_to_int(start_lsn)
         self.last_received = self.confirmed
 
-    def read(self, timeout: float) -> tuple[int, bytes] | None:
-        """The next XLogData payload as (WAL position, pgoutput message), or None after ``timeout`` seconds idle."""
+    def read(self, timeout: float) -> list[bytes]:
+        """The pgoutput messages (XLogData payloads) already received, up to :data:`READ_AT_MOST`; waits up to
+        ``timeout`` seconds for the first one, and returns none if nothing came. Taking what is there in one call
+        keeps the per-message cost of a busy stream low."""
         pgconn = self.conn.pgconn
+        messages: list[bytes] = []
+        size_read = 0
         deadline: float | None = None  # set when there is nothing to read: a busy stream never asks the clock
         while True:
             try:
@@ -106,11 +111,13 @@ class ReplicationStream:
             except psycopg.Error as exc:
                 raise classify(exc) from None
             if size == 0:
+                if messages:
+                    return messages
                 now = time.monotonic()
                 deadline = now + timeout if deadline is None else deadline
                 left = deadline - now
                 if left <= 0:
-                    return None
+                    return messages
                 readable, _, _ = select.select([pgconn.socket], [], [], min(left, 1.0))
                 if readable:
                     try:
@@ -123,11 +130,14 @@ class ReplicationStream:
                 message = result.error_message if result is not None else pgconn.error_message
                 raise classify((message or b"the source ended the replication stream").decode(errors="replace"))
             if data[0] == 0x77:  # 'w' XLogData
-                start, end, _ = _XLOG.unpack_from(data, 1)
+                (end,) = _XLOG_END.unpack_from(data, 9)
                 if end > self.last_received:
                     self.last_received = end
-                return start, bytes(data[25:])  # one copy, of the payload only
-            if data[0] == 0x6B:  # 'k' keepalive
+                messages.append(bytes(data[25:]))  # one copy, of the payload only
+                size_read += size
+                if size_read >= READ_AT_MOST_BYTES or len(messages) >= READ_AT_MOST:
+                    return messages
+            elif data[0] == 0x6B:  # 'k' keepalive
                 end, _, reply = _KEEPALIVE.unpack_from(data, 1)
                 self.last_received = max(self.last_received, end)
                 if reply:

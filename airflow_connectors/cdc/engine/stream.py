@@ -67,6 +67,7 @@ HEALTH_EVERY = 5.0  # seconds between slot lag samples
 IDLE_COMMIT_SECONDS = 0.05  # no new change for this long: commit what is buffered instead of waiting for more
 STOP_CHECK_SECONDS = 0.1
 _OUTSIDE_XID = frozenset(b"EO")  # inside a stream block, Stream Stop and Origin carry no xid; all else is staged
+_CHANGES = frozenset((Insert, Update, Delete))
 SKIP_ALL = 2**64  # skip_until of a table to be copied again: none of its changes matter any more
 
 
@@ -162,6 +163,9 @@ class _Stream:
         self.last_health = 0.0
         self.next_stop_check = 0.0
         self.applied_rows = 0
+        self.tx_lsn = 0  # the commit LSN of the source transaction being read (protocol 1 form)
+        self.skip_tx = False  # that transaction is already in the sink
+        self.block_xid: int | None = None  # inside a stream block of this transaction
 
     def close(self) -> None:
         self.writer.close()
@@ -217,9 +221,6 @@ class _Stream:
 
     # -- the loop ------------------------------------------------------------------------------------------------
     def run(self) -> StreamResult:
-        skip_tx = False
-        tx_lsn = 0
-        block_xid: int | None = None  # inside a stream block of this transaction
         while True:
             if self.committed > self.stream.confirmed or self.writer.error is not None:
                 self.confirm()
@@ -234,77 +235,83 @@ class _Stream:
                     raise RunCancelled()
             # With whole transactions waiting, a quiet moment is the time to commit them: lag stays low.
             idle_wait = IDLE_COMMIT_SECONDS if self.pending_end is not None else 1.0
-            item = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, idle_wait))
-            if item is None:
+            messages = self.stream.read(timeout=min(self.buffer.flush_interval_ms / 1000, idle_wait))
+            if not messages and self.pending_end is not None:
+                self.commit(self.pending_end)
+            for data in messages:
+                xid = self.block_xid
+                if xid is not None and data[0] not in _OUTSIDE_XID:  # the most frequent message of a big transaction
+                    self.streamed.add(xid, data)  # spooled undecoded: it may still be rolled back
+                    if self.direct is not None and self.direct.xid == xid:
+                        self.apply_direct(data)
+                    continue
+                result = self.message(data)
+                if result is not None:
+                    return result
+
+    def message(self, data: bytes) -> StreamResult | None:
+        """Any message but the changes inside a stream block; a result when the stream ends here."""
+        message = decode(data)
+        if self.direct is not None and not self.direct_goes_on(message):
+            self.leave_direct()
+        if isinstance(message, Begin):
+            self.tx_lsn = message.final_lsn
+            if self.stop_before is not None and self.tx_lsn >= self.stop_before:
                 if self.pending_end is not None:
                     self.commit(self.pending_end)
-                continue
-            data = item[1]
-            if block_xid is not None and data[0] not in _OUTSIDE_XID:
-                self.streamed.add(block_xid, data)  # spooled undecoded: it may still be rolled back
-                if self.direct is not None and self.direct.xid == block_xid:
-                    self.apply_direct(data)
-                continue
-            message = decode(data)
-            if self.direct is not None and not self.direct_goes_on(message):
-                self.leave_direct()
-            if isinstance(message, Begin):
-                tx_lsn = message.final_lsn
-                if self.stop_before is not None and tx_lsn >= self.stop_before:
-                    if self.pending_end is not None:
-                        self.commit(self.pending_end)
+                return self.result(True)
+            self.skip_tx = self.tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
+        elif isinstance(message, (Insert, Update, Delete, Truncate)):
+            if not self.skip_tx:
+                self.apply(message, self.tx_lsn, len(data))
+        elif isinstance(message, Relation):
+            self.relation(message)
+        elif isinstance(message, Commit):
+            if not self.skip_tx and self.transaction_end(message.end_lsn):
+                return self.result(False)
+        elif isinstance(message, StreamStart):
+            self.block_xid = message.xid
+            self.streamed.start(message.xid, message.first_segment)
+            if message.first_segment and self.may_apply_directly():
+                self.enter_direct(message.xid)
+        elif isinstance(message, StreamStop):
+            self.block_xid = None
+        elif isinstance(message, StreamAbort):
+            self.leave_direct()  # rolled back whole, or a subtransaction: the spool knows which changes remain
+            self.streamed.abort(message.xid, message.subxid)
+        elif isinstance(message, StreamCommit):
+            return self.stream_commit(message)
+        elif isinstance(message, Message):
+            if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
+                if message.content.decode(errors="replace") == self.fence_run_id:
+                    self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
+                    self.finish()
                     return self.result(True)
-                skip_tx = tx_lsn < self.checkpoint  # already in the sink (re-sent after a restart)
-            elif isinstance(message, (Insert, Update, Delete, Truncate)):
-                if not skip_tx:
-                    self.apply(message, tx_lsn, len(data))
-            elif isinstance(message, Relation):
-                self.relation(message)
-            elif isinstance(message, Commit):
-                if not skip_tx and self.transaction_end(message.end_lsn):
-                    return self.result(False)
-            elif isinstance(message, StreamStart):
-                block_xid = message.xid
-                self.streamed.start(message.xid, message.first_segment)
-                if message.first_segment and self.may_apply_directly():
-                    self.enter_direct(message.xid)
-            elif isinstance(message, StreamStop):
-                block_xid = None
-            elif isinstance(message, StreamAbort):
-                self.leave_direct()  # rolled back whole, or a subtransaction: the spool knows which changes remain
-                self.streamed.abort(message.xid, message.subxid)
-            elif isinstance(message, StreamCommit):
-                if self.direct is not None and message.commit_lsn >= self.checkpoint:
-                    self.streamed.discard(message.xid)
-                    count, self.direct = self.direct.messages, None
-                    self.reporter.log(
-                        f"transaction {message.xid} streamed while in progress: {count} messages applied as they came"
-                    )
-                    if self.transaction_end(message.end_lsn):
-                        return self.result(False)
-                    continue
-                self.leave_direct()
-                if self.stop_before is not None and message.commit_lsn >= self.stop_before:
-                    if self.pending_end is not None:  # commits arrive in commit order: nothing older is left
-                        self.commit(self.pending_end)
-                    return self.result(True)
-                if message.commit_lsn < self.checkpoint:  # already in the sink (re-sent after a restart)
-                    self.streamed.discard(message.xid)
-                    continue
-                count = 0
-                for raw in self.streamed.commit(message.xid):
-                    self.apply(decode(raw), message.commit_lsn, len(raw))
-                    count += 1
-                    self.stream.keep_alive()  # nothing is read meanwhile: the source must still hear from us
-                self.reporter.log(f"transaction {message.xid} streamed while in progress: {count} messages applied")
-                if self.transaction_end(message.end_lsn):
-                    return self.result(False)
-            elif isinstance(message, Message):
-                if message.prefix == FENCE_PREFIX and self.fence_run_id is not None:
-                    if message.content.decode(errors="replace") == self.fence_run_id:
-                        self.commit(max(message.lsn, self.pending_end or 0, self.checkpoint))
-                        self.finish()
-                        return self.result(True)
+        return None
+
+    def stream_commit(self, message: StreamCommit) -> StreamResult | None:
+        if self.direct is not None and message.commit_lsn >= self.checkpoint:
+            self.streamed.discard(message.xid)
+            count, self.direct = self.direct.messages, None
+            self.reporter.log(
+                f"transaction {message.xid} streamed while in progress: {count} messages applied as they came"
+            )
+            return self.result(False) if self.transaction_end(message.end_lsn) else None
+        self.leave_direct()
+        if self.stop_before is not None and message.commit_lsn >= self.stop_before:
+            if self.pending_end is not None:  # commits arrive in commit order: nothing older is left
+                self.commit(self.pending_end)
+            return self.result(True)
+        if message.commit_lsn < self.checkpoint:  # already in the sink (re-sent after a restart)
+            self.streamed.discard(message.xid)
+            return None
+        count = 0
+        for raw in self.streamed.commit(message.xid):
+            self.apply(decode(raw), message.commit_lsn, len(raw))
+            count += 1
+            self.stream.keep_alive()  # nothing is read meanwhile: the source must still hear from us
+        self.reporter.log(f"transaction {message.xid} streamed while in progress: {count} messages applied")
+        return self.result(False) if self.transaction_end(message.end_lsn) else None
 
     # -- a streamed transaction applied as it arrives -----------------------------------------------------------
     def may_apply_directly(self) -> bool:
@@ -334,8 +341,12 @@ class _Stream:
 
     def apply_direct(self, data: bytes) -> None:
         assert self.direct is not None
+        message = decode_streamed(data)
         try:
-            self.apply(decode_streamed(data), self.direct.tx_lsn, len(data))
+            if type(message) in _CHANGES:  # the usual message: straight to the applier
+                self.change(message, self.direct.tx_lsn, len(data))  # type: ignore[arg-type]
+            else:
+                self.apply(message, self.direct.tx_lsn, len(data))
         except _NotDirect:
             self.leave_direct()
             return
@@ -436,11 +447,11 @@ class _Stream:
             old, new = message.old, message.new
             if row is not None:
                 old, new = (row(old) if old is not None else None), row(new)
-            self.applier.update(plan, old, new, size)
+            self.applier.change(plan, "U", old, new, size)
         elif isinstance(message, Insert):
-            self.applier.insert(plan, message.new if row is None else row(message.new), size)
+            self.applier.change(plan, "I", None, message.new if row is None else row(message.new), size)
         else:
-            self.applier.delete(plan, message.old if row is None else row(message.old), size)
+            self.applier.change(plan, "D", message.old if row is None else row(message.old), None, size)
         self.applied_rows += 1
         if self.applier.rows >= self.buffer.max_rows or self.applier.bytes >= self.buffer.max_bytes:
             # A large source transaction: write this part now, inside the sink transaction still open.

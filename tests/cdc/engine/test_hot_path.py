@@ -1,6 +1,7 @@
 """The compiled hot path against its pure-Python reference, on random changes (no database): the same decoded
-changes, the same COPY lines (binary staging, text, text staging) and the same keys, byte for byte. And which
-implementation the engine runs: the compiled one when built, the pure one when ``CDC_PURE_PYTHON`` says so."""
+changes, the same COPY lines (binary staging, text, text staging) byte for byte, and changes folded per key alike.
+And which implementation the engine runs: the compiled one when built, the pure one when ``CDC_PURE_PYTHON`` says
+so."""
 
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_connectors.cdc.engine import _accel
-from airflow_connectors.cdc.engine.apply import Applier
 from airflow_connectors.cdc.engine.copy_format import INT16
 from airflow_connectors.cdc.engine.pgoutput import UNCHANGED, Delete, Insert, Row, Update, Value
-from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
 from tests.cdc.engine.conftest import compiled_hot_path
 
 # Values as pgoutput sends them: NULL, an unchanged TOASTed value, or bytes (text format: any byte but NUL, with
@@ -100,21 +99,49 @@ def test_both_build_the_same_copy_lines(op: str, row: Row) -> None:
     assert fast.staged_text_line(op, row, all_changed) == _accel.PURE.staged_text_line(op, row, all_changed)
 
 
-def plan_keyed_by(width: int, key: tuple[int, ...]) -> TablePlan:
-    columns = tuple(ColumnPlan(f"c{i}", "text", "text", 25, False) for i in range(width))
-    return TablePlan("public", "t", "replica", "t", columns, tuple(f"c{i}" for i in key), "d", "r", True)
+# A change of a 4-column table keyed by columns 0 and 2, over few keys so that rows meet in a batch: (op, old, new).
+KEY_POSITIONS = (0, 2)
+KEY_VALUES = st.sampled_from([b"1", b"2", None])
+CELLS = st.one_of(st.none(), st.just(UNCHANGED), st.sampled_from([b"x", b"y", b""]))
+FOUR = st.tuples(KEY_VALUES, CELLS, KEY_VALUES, CELLS)
+CHANGES = st.one_of(
+    st.tuples(st.just("I"), st.none(), FOUR),
+    st.tuples(st.just("U"), st.none() | FOUR | st.just((None, None, None, None)), FOUR),
+    st.tuples(st.just("D"), FOUR, st.none()),
+)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(VALUES, min_size=1, max_size=8).map(tuple), st.data())
-def test_both_take_the_same_key(row: tuple[Value, ...], data: st.DataObject) -> None:
-    key = tuple(data.draw(st.lists(st.integers(0, len(row) - 1), min_size=1, max_size=3, unique=True)))
-    plan = plan_keyed_by(len(row), key)
-    assert compiled_hot_path().row_key(plan, row) == _accel.PURE.row_key(plan, row) == tuple(row[i] for i in key)
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CHANGES, max_size=12))
+def test_both_fold_changes_per_key_alike(changes: list[tuple[str, Row | None, Row | None]]) -> None:
+    pure: dict[tuple[Value, ...], tuple[str, Row]] = {}
+    fast: dict[tuple[Value, ...], tuple[str, Row]] = {}
+    for op, old, new in changes:
+        _accel.PURE.keyed_change(pure, KEY_POSITIONS, op, old, new)
+        compiled_hot_path().keyed_change(fast, KEY_POSITIONS, op, old, new)
+    assert list(fast.items()) == list(pure.items())  # the same last changes, in the same order
+
+
+def test_the_last_change_of_a_key_decides_and_keeps_unchanged_values() -> None:
+    """The rule itself, on the reference: an update after an insert stays an insert, its unchanged TOASTed value
+    taken from the insert; a key change deletes the old key; a delete ends a key whatever came before."""
+    changes: dict[tuple[Value, ...], tuple[str, Row]] = {}
+    _accel.PURE.keyed_change(changes, KEY_POSITIONS, "I", None, (b"1", b"toast", b"1", b"a"))
+    _accel.PURE.keyed_change(changes, KEY_POSITIONS, "U", None, (b"1", UNCHANGED, b"1", b"b"))
+    assert changes == {(b"1", b"1"): ("I", (b"1", b"toast", b"1", b"b"))}
+    _accel.PURE.keyed_change(changes, KEY_POSITIONS, "U", (b"1", None, b"1", None), (b"2", UNCHANGED, b"1", b"c"))
+    assert list(changes.items()) == [
+        ((b"1", b"1"), ("D", (b"1", None, b"1", None))),
+        ((b"2", b"1"), ("U", (b"2", UNCHANGED, b"1", b"c"))),
+    ]
+    _accel.PURE.keyed_change(changes, KEY_POSITIONS, "D", (b"2", None, b"1", None), None)
+    assert list(changes.values()) == [("D", (b"1", None, b"1", None)), ("D", (b"2", None, b"1", None))]
 
 
 def test_the_applier_runs_the_chosen_implementation() -> None:
-    assert Applier._key is _accel.ACTIVE.row_key
+    from airflow_connectors.cdc.engine import apply
+
+    assert apply.keyed_change is _accel.ACTIVE.keyed_change
     assert _accel.ACTIVE is (_accel.PURE if _accel.FORCED_PURE or _accel.COMPILED is None else _accel.COMPILED)
 
 
