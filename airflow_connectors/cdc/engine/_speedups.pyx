@@ -13,6 +13,7 @@ of them alive, which the collector would otherwise walk again and again (about a
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int16_t, int32_t, uint32_t
@@ -23,6 +24,7 @@ from airflow_connectors.cdc.engine import pgoutput
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(void* op)
+    PyObject* PyDict_SetDefault(object d, object key, object default) except NULL  # a borrowed reference
 
 cdef object _UNCHANGED = pgoutput.UNCHANGED
 cdef object _Insert = pgoutput.Insert
@@ -304,14 +306,20 @@ cdef tuple _merged(tuple new, tuple previous):
     return row
 
 
+cdef inline void _last(dict changes, tuple key, tuple change) except *:
+    """``change`` as the last of ``key``, whatever came before."""
+    if PyDict_SetDefault(changes, key, change) is not <PyObject*>change:
+        del changes[key]
+        changes[key] = change
+
+
 def keyed_change(dict changes, tuple key_positions, str op, old, new):
     """``last_change.keyed_change``: fold one change into ``changes`` (key -> (op, row))."""
-    cdef tuple key, old_key, previous
+    cdef tuple key, old_key, change, previous
+    cdef PyObject* found
     cdef bint unchanged
     if op == "D":
-        key = _key_of(old, key_positions)
-        changes.pop(key, None)
-        changes[key] = _pair("D", old)
+        _last(changes, _key_of(old, key_positions), _pair("D", old))
         return
     key = _key_of(new, key_positions)
     if op == "I":
@@ -320,11 +328,15 @@ def keyed_change(dict changes, tuple key_positions, str op, old, new):
     if old is not None and not _all_null(old):
         old_key = _key_of(old, key_positions)
         if old_key != key:
-            changes.pop(old_key, None)
-            changes[old_key] = _pair("D", old)
-    previous = changes.pop(key, None)
+            _last(changes, old_key, _pair("D", old))
+    change = _pair("U", new)
+    found = PyDict_SetDefault(changes, key, change)
+    if found is <PyObject*>change:
+        return
+    previous = <tuple>found
+    del changes[key]
     unchanged = _has_unchanged(new)
-    if previous is not None and previous[0] != "D" and unchanged:
+    if previous[0] != "D" and unchanged:
         new = _merged(new, previous[1])
         unchanged = _has_unchanged(new)
-    changes[key] = _pair("I" if previous is not None and previous[0] == "I" and not unchanged else "U", new)
+    changes[key] = _pair("I" if previous[0] == "I" and not unchanged else "U", new)

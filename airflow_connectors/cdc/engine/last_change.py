@@ -18,9 +18,7 @@ def keyed_change(changes: Changes, key_positions: tuple[int, ...], op: str, old:
     """Fold one change into ``changes``: ``op`` I (``new``), U (``old`` may be None or the old key) or D (``old``)."""
     if op == "D":
         assert old is not None
-        key = tuple(old[i] for i in key_positions)
-        changes.pop(key, None)
-        changes[key] = ("D", old)
+        _last(changes, tuple(old[i] for i in key_positions), ("D", old))
         return
     assert new is not None
     key = tuple(new[i] for i in key_positions)
@@ -30,12 +28,22 @@ def keyed_change(changes: Changes, key_positions: tuple[int, ...], op: str, old:
     if old is not None and any(value is not None for value in old):
         old_key = tuple(old[i] for i in key_positions)
         if old_key != key:  # the key itself changed: the old row goes away
-            changes.pop(old_key, None)
-            changes[old_key] = ("D", old)
-    previous = changes.pop(key, None)  # re-inserted below: the order is that of each key's last change
+            _last(changes, old_key, ("D", old))
+    change = ("U", new)
+    previous = changes.setdefault(key, change)  # one lookup for a key new to the batch, the usual case
+    if previous is change:
+        return
+    del changes[key]  # set again below: the order is that of each key's last change
     unchanged = UNCHANGED in new
-    if previous is not None and previous[0] != "D" and unchanged:
+    if previous[0] != "D" and unchanged:
         # An earlier change of this batch holds the current value of the unchanged TOASTed columns.
         new = tuple(prev if value is UNCHANGED else value for value, prev in zip(new, previous[1], strict=True))
         unchanged = UNCHANGED in new
-    changes[key] = ("I" if previous is not None and previous[0] == "I" and not unchanged else "U", new)
+    changes[key] = ("I" if previous[0] == "I" and not unchanged else "U", new)
+
+
+def _last(changes: Changes, key: Key, change: tuple[str, Row]) -> None:
+    """``change`` as the last of ``key``, whatever came before."""
+    if changes.setdefault(key, change) is not change:
+        del changes[key]
+        changes[key] = change
