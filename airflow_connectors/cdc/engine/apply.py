@@ -36,7 +36,7 @@ def _text(value: Value) -> str | None:
     return None if value is None or value is UNCHANGED else value.decode()  # type: ignore[union-attr]
 
 
-@dataclass
+@dataclass(slots=True)
 class TableBatch:
     """The changes of one table waiting in the current batch."""
 

@@ -34,7 +34,7 @@ class RunRequest:
     verify: bool = False  # catch up to a consistent point, then compare every table's source and sink there
 
 
-@dataclass
+@dataclass(slots=True)  # counted per change: slots are quicker to update
 class TableCounters:
     rows: int = 0  # rows copied by a snapshot plus changes applied by the stream
     bytes: int = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 import tempfile
 from collections.abc import Iterator
+from itertools import chain
 from typing import IO
 
 from airflow_connectors.cdc.engine.interface import TransientEngineError
@@ -31,14 +32,32 @@ _LENGTH = struct.Struct("!I")
 _DESCRIPTIONS = frozenset(b"RY")
 
 
+class _Spool:
+    """One open transaction: its file, what is not in it yet, and its subtransactions rolled back."""
+
+    __slots__ = ("aborted", "file", "unwritten", "unwritten_bytes")
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.unwritten: list[bytes] = []  # messages not in the file yet
+        self.unwritten_bytes = 0
+        self.aborted: set[int] = set()
+
+    def write(self) -> None:
+        """The unwritten messages, each after its length (framed here, in one go, rather than per message)."""
+        messages, self.unwritten, self.unwritten_bytes = self.unwritten, [], 0
+        try:
+            lengths = map(_LENGTH.pack, map(len, messages))
+            self.file.write(b"".join(chain.from_iterable(zip(lengths, messages, strict=True))))
+        except OSError as exc:
+            raise _spool_error(exc) from None
+
+
 class StreamedTransactions:
     """The open streamed transactions of one stream, each in its own spool file."""
 
     def __init__(self) -> None:
-        self.spools: dict[int, IO[bytes]] = {}  # xid -> its messages so far, length-prefixed
-        self.unwritten: dict[int, list[bytes]] = {}  # xid -> length prefixes and messages not in its spool yet
-        self.unwritten_bytes: dict[int, int] = {}
-        self.aborted: dict[int, set[int]] = {}  # xid -> its subtransactions rolled back
+        self.spools: dict[int, _Spool] = {}  # xid -> its spool
 
     def __contains__(self, xid: int) -> bool:
         return xid in self.spools
@@ -51,55 +70,42 @@ class StreamedTransactions:
             self.discard(xid)  # a transaction sent again from its beginning
         if xid not in self.spools:
             try:
-                self.spools[xid] = tempfile.TemporaryFile(prefix="cdc-streamed-")
+                self.spools[xid] = _Spool(tempfile.TemporaryFile(prefix="cdc-streamed-"))
             except OSError as exc:
                 raise _spool_error(exc) from None
-            self.unwritten[xid], self.unwritten_bytes[xid] = [], 0
 
     def add(self, xid: int, message: bytes) -> None:
         """A message of the stream block of ``xid``, as received (its own xid still inside)."""
-        unwritten = self.unwritten[xid]
-        unwritten.append(_LENGTH.pack(len(message)))
-        unwritten.append(message)
-        size = self.unwritten_bytes[xid] = self.unwritten_bytes[xid] + len(message)
-        if size >= WRITE_BYTES:
-            self._write(xid)
-
-    def _write(self, xid: int) -> None:
-        try:
-            self.spools[xid].write(b"".join(self.unwritten[xid]))
-        except OSError as exc:
-            raise _spool_error(exc) from None
-        self.unwritten[xid], self.unwritten_bytes[xid] = [], 0
+        spool = self.spools[xid]
+        spool.unwritten.append(message)
+        spool.unwritten_bytes += len(message)
+        if spool.unwritten_bytes >= WRITE_BYTES:
+            spool.write()
 
     def abort(self, xid: int, subxid: int) -> None:
         if subxid == xid:
             self.discard(xid)
         elif xid in self.spools:
-            self.aborted.setdefault(xid, set()).add(subxid)
+            self.spools[xid].aborted.add(subxid)
 
     def commit(self, xid: int) -> Iterator[bytes]:
         """The committed transaction's messages in source order, in protocol 1 form; forgets it once read."""
         spool = self.spools.get(xid)
         if spool is None:
             return
-        aborted = self.aborted.get(xid, set())
         try:
-            self._write(xid)
-            spool.seek(0)
-            for message in _unpack(spool):
-                if not _dropped(message, aborted):
+            spool.write()
+            spool.file.seek(0)
+            for message in _unpack(spool.file):
+                if not _dropped(message, spool.aborted):
                     yield split_streamed(message)[1]
         finally:
             self.discard(xid)
 
     def discard(self, xid: int) -> None:
-        self.aborted.pop(xid, None)
-        self.unwritten.pop(xid, None)
-        self.unwritten_bytes.pop(xid, None)
         spool = self.spools.pop(xid, None)
         if spool is not None:
-            spool.close()
+            spool.file.close()
 
     def close(self) -> None:
         for xid in list(self.spools):
