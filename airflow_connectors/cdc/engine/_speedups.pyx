@@ -32,6 +32,7 @@ cdef object _Update = pgoutput.Update
 cdef object _Delete = pgoutput.Delete
 cdef object _pure_decode = pgoutput.decode
 cdef object _pure_decode_streamed = pgoutput.decode_streamed
+cdef object _new = object.__new__
 
 
 # -- decoding -------------------------------------------------------------------------------------------------------
@@ -93,7 +94,10 @@ cdef object _change(const unsigned char* data, Py_ssize_t size, Py_ssize_t skip)
     relid = _u32(data + 1)
     if kind == 0x49:  # 'I': relid, 'N', new tuple
         pos = 6
-        return _Insert(relid, _tuple(data, size, &pos))
+        change = _new(_Insert)
+        change.relid = relid
+        change.new = _tuple(data, size, &pos)
+        return change
     if kind == 0x55:  # 'U': relid, optional 'K'/'O' old tuple, 'N', new tuple
         pos = 5
         old = None
@@ -103,10 +107,20 @@ cdef object _change(const unsigned char* data, Py_ssize_t size, Py_ssize_t skip)
             pos += 1
             old = _tuple(data, size, &pos)
         pos += 1  # the 'N'
-        return _Update(relid, old, old_is_key, _tuple(data, size, &pos))
+        new = _tuple(data, size, &pos)
+        change = _new(_Update)  # its fields set here: the dataclass's __init__ is a Python call per change
+        change.relid = relid
+        change.old = old
+        change.old_is_key = old_is_key
+        change.new = new
+        return change
     if kind == 0x44:  # 'D': relid, 'K'/'O', old tuple
         pos = 6
-        return _Delete(relid, _tuple(data, size, &pos), data[5] == 0x4B)
+        change = _new(_Delete)
+        change.relid = relid
+        change.old = _tuple(data, size, &pos)
+        change.old_is_key = data[5] == 0x4B
+        return change
     return None
 
 
