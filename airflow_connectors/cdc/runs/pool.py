@@ -7,6 +7,7 @@ recovered by any worker (:mod:`.recovery`); one claimed run is executed by :mod:
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -85,6 +86,9 @@ def _claim_loop(
                     pass
                 continue
             run_one(conn, dsn, secrets, options, execute, worker_id, row, shutdown, deferred)
+            # A run's stream is a web of objects (threads, callbacks) that refcounting alone does not free; an idle
+            # worker would keep a big transaction's batches until some later collection. Freed now, it stays small.
+            gc.collect()
 
 
 class WorkerPool:
