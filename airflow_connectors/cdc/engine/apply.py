@@ -184,8 +184,7 @@ class Applier:
                 chunk.append(COPY_BINARY_TRAILER)
             if chunk:
                 copy.write(b"".join(chunk))
-        if self._has_key_index(plan):
-            self.sink.execute(apply_sql.PROBE_BY_KEY)
+        self.sink.execute(apply_sql.PROBE_BY_KEY, (self._has_key_index(plan),))  # this table's, not the previous one's
         for statement in apply_sql.keyed_apply(plan, stage, self.binary, self.sink.info.server_version):
             self.sink.execute(statement)
 

@@ -47,10 +47,13 @@ def _value(plan: TablePlan, i: int, binary: bool) -> sql.Composable:
 # A batch holds up to a few ten thousand keys, applied to a sink table of any size: probing the key index once per
 # staged row is what every apply does (native's too). The planner, costing every page as uncached, instead hashes the
 # whole sink table for each batch once it holds about a million rows: 17.2 s against 7.9 s for 20 batches of 50,000
-# into 1M rows (PostgreSQL 18, measured), and worse as the table grows. Set for the rest of the sink transaction, which
-# holds only batches and the checkpoint; only where the key index exists (:data:`KEY_INDEX_EXISTS`), since without it
-# the only plan left would scan the whole table once per staged row.
-PROBE_BY_KEY = sql.SQL("SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)")
+# into 1M rows (PostgreSQL 18, measured), and worse as the table grows. Set before each table's batch (parameter:
+# whether to probe), for the sink transaction: only where the key index exists (:data:`KEY_INDEX_EXISTS`), since
+# without it the only plan left would scan the whole table once per staged row; otherwise back to the session's own.
+PROBE_BY_KEY = sql.SQL(
+    "SELECT set_config(name, CASE WHEN %s THEN 'off' ELSE reset_val END, true) FROM pg_settings"
+    " WHERE name IN ('enable_hashjoin', 'enable_mergejoin')"
+)
 # Whether a sink table (parameters: schema, table, its key columns sorted) has a valid unique index on exactly its key.
 KEY_INDEX_EXISTS = sql.SQL(
     "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"

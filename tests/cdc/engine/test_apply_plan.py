@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_connectors.cdc.engine import apply_sql
+from airflow_connectors.cdc.engine.apply import Applier
 from airflow_connectors.cdc.engine.plan import ColumnPlan, TablePlan
 from tests.cdc.engine.conftest import PgServer
 
@@ -29,7 +30,8 @@ def test_a_batch_probes_the_key_index_of_a_large_sink_table(versioned_pg_server:
                     stage
                 )
             )
-            conn.execute(apply_sql.PROBE_BY_KEY)  # without it: a hash of all 300,000 rows (the stage is never analyzed)
+            # without it: a hash of all 300,000 rows (the stage is never analyzed)
+            conn.execute(apply_sql.PROBE_BY_KEY, (True,))
             for statement in apply_sql.keyed_apply(plan, stage, True, conn.info.server_version):
                 explained = "\n".join(row[0] for row in conn.execute(sql.SQL("EXPLAIN {}").format(statement)))
                 assert "Index Scan using big_pkey" in explained or "Index Only Scan using big_pkey" in explained, (
@@ -61,5 +63,32 @@ def test_the_key_index_is_found_only_where_it_serves_the_key(versioned_pg_server
             assert not found(["id"]) and not found(["a"])  # partial, with an expression, not unique
             conn.execute("CREATE UNIQUE INDEX ON public.t (a) INCLUDE (b)")
             assert found(["a"])
+    finally:
+        versioned_pg_server.drop_database(database)
+
+
+def test_a_table_without_its_key_index_is_not_probed_after_one_with_it(versioned_pg_server: PgServer) -> None:
+    """Both batches in one sink transaction: the setting made for the first table must not reach the second."""
+    database = f"t_two_{uuid.uuid4().hex[:8]}"
+    dsn = versioned_pg_server.create_database(database)
+    columns = tuple(ColumnPlan(name, "bigint", "bigint", 20, name == "id") for name in ("id", "a"))
+    keyed, lost = (TablePlan("public", name, "public", name, columns, ("id",), "d", "r", True) for name in "kl")
+    probes: list[str] = []
+    try:
+        with psycopg.connect(dsn) as conn:
+            conn.execute("CREATE TABLE public.k (id bigint PRIMARY KEY, a bigint)")
+            conn.execute("CREATE TABLE public.l (id bigint, a bigint)")  # its key dropped by hand
+            applier = Applier(conn)
+
+            def submit(job: object, rows: int) -> None:
+                job()  # type: ignore[operator]
+                probes.append(str(conn.execute("SHOW enable_hashjoin").fetchone()[0]))  # type: ignore[index]
+
+            applier.submit = submit
+            for plan in (keyed, lost, keyed):
+                applier.change(plan, "I", None, (b"1", b"2"))
+                applier.write_pending()
+            assert probes == ["off", "on", "off"]
+            assert conn.execute("SELECT count(*) FROM public.l").fetchone() == (1,)
     finally:
         versioned_pg_server.drop_database(database)
